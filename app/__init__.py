@@ -1,0 +1,1 @@
+"""Composition root: settings, engine, services, adapters, one aiohttp app, the CLI."""

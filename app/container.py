@@ -1,0 +1,74 @@
+"""Composition: Settings -> database -> core context -> outbox and scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from app.metrics import Metrics
+from core.config import Settings
+from core.db.engine import Database
+from core.db.migrate import upgrade
+from core.db.models import OutboxEvent
+from core.ports import Clock, SystemClock
+from core.secrets_store import SecretBox, load_secret_key
+from core.services import jobs
+from core.services.apikeys import KeyAuthenticator
+from core.services.context import CoreContext
+from core.services.outbox import Outbox
+
+log = logging.getLogger("kartochka.app")
+
+
+@dataclass
+class Core:
+    settings: Settings
+    ctx: CoreContext
+    outbox: Outbox
+    auth: KeyAuthenticator
+    metrics: Metrics
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start_background(self) -> None:
+        """The outbox drain and the scheduler, in this process."""
+        self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        self.tasks.append(asyncio.create_task(self._scheduler(), name="scheduler"))
+
+    async def _scheduler(self) -> None:
+        while True:
+            try:
+                await jobs.run_due(self.ctx, self.ctx.now())
+            except Exception:
+                log.exception("scheduler round failed")
+            await asyncio.sleep(self.settings.scheduler_interval_seconds)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+        await self.ctx.db.close()
+
+
+async def build_core(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> Core:
+    """Everything the web app, the worker and the CLI share."""
+    secret = load_secret_key(settings)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size,
+                  busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    if migrate:
+        await upgrade(db.engine)
+    ctx = CoreContext(db=db, clock=clock or SystemClock(), secrets=SecretBox(secret))
+    outbox = Outbox(ctx)
+    ctx.after_commit.append(outbox.kick)
+    metrics = Metrics()
+
+    async def count_event(event: OutboxEvent) -> None:
+        metrics.events.labels(event.type).inc()
+
+    outbox.register("metrics", count_event)
+    auth = KeyAuthenticator(ctx, settings.api_key_cache_seconds)
+    return Core(settings=settings, ctx=ctx, outbox=outbox, auth=auth, metrics=metrics)

@@ -1,0 +1,1 @@
+"""Messenger channels: the channel-neutral dialog and one adapter per platform."""

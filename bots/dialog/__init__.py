@@ -1,0 +1,1 @@
+"""Channel-neutral conversation (events in, screens out); arrives with step 3."""

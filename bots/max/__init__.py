@@ -1,0 +1,1 @@
+"""MAX adapter (own aiohttp client); arrives with step 4."""

@@ -1,0 +1,1 @@
+"""VK adapter (vkbottle); arrives with step 4."""

@@ -1,0 +1,1 @@
+"""Web chat channel; arrives with step 3."""

@@ -1,0 +1,1 @@
+"""Segments, campaigns and rate-limited delivery; arrives with step 8."""

@@ -1,0 +1,1 @@
+"""The loyalty service: knows nothing of messengers or HTTP."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy tables, engine, unit of work and Alembic migrations."""

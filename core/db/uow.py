@@ -1,0 +1,69 @@
+"""Unit of work: one write transaction, its outbox events, and what runs after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.engine import Database
+from core.db.models import OutboxEvent
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class UnitOfWork:
+    """`async with UnitOfWork(db) as uow: ...; await uow.commit()` — rollback unless committed."""
+
+    def __init__(self, db: Database, after_commit: list[AfterCommit] | None = None) -> None:
+        self.db = db
+        self.session: AsyncSession = db.write_session()
+        self._after_commit = list(after_commit or [])
+        self.committed = False
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self.committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+        if self.committed and exc is None:
+            for hook in self._after_commit:
+                await hook()
+
+    def emit(
+        self,
+        merchant_id: str,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        occurred_at: datetime,
+        now: datetime,
+        customer_id: str | None = None,
+    ) -> None:
+        """Record an event in this transaction: it exists only if the transaction commits."""
+        self.session.add(
+            OutboxEvent(
+                merchant_id=merchant_id,
+                customer_id=customer_id,
+                type=type_,
+                payload=payload,
+                occurred_at=occurred_at,
+                created_at=now,
+            )
+        )
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        self.committed = True

@@ -1,0 +1,1 @@
+"""Pure rules: money and points math, tiers, accrual, redemption, expiry lots."""

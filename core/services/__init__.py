@@ -1,0 +1,1 @@
+"""Async use cases; each owns its transaction."""

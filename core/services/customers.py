@@ -1,0 +1,320 @@
+"""Customers: registration at a till or in a bot, look-up, adjustments and the ledger."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Card, Customer, LedgerEntry, Merchant, QrToken
+from core.domain.money import from_minor
+from core.errors import CardBlocked, CardTaken, CustomerNotFound, ValidationFailed
+from core.ids import new_card_number, new_id, random_code
+from core.phones import normalise_phone
+from core.services.context import CoreContext
+from core.services.ledger import CustomerLedger
+from core.services.programs import current_program
+from core.services.views import customer_json, entry_json
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    """How a till or a friend names a customer: exactly one of these."""
+
+    phone: str | None = None
+    card: str | None = None
+    qr: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class RegisterCustomer:
+    phone: str
+    name: str | None = None
+    birth_date: date | None = None
+    card: str | None = None
+    referrer: CustomerRef | None = None
+    source: str | None = None
+    channel: str = "api"
+
+
+async def find_customer(
+    session: AsyncSession, merchant: Merchant, ref: CustomerRef, now: datetime, *, lock: bool = False
+) -> Customer | None:
+    """Resolve a reference within one merchant; a blocked card is refused, not ignored."""
+    query = select(Customer).where(Customer.merchant_id == merchant.id, Customer.deleted_at.is_(None))
+    if ref.phone is not None:
+        query = query.where(Customer.phone == normalise_phone(ref.phone, merchant.country))
+    elif ref.card is not None or ref.qr is not None:
+        number = (ref.card or ref.qr or "").strip()
+        card = await session.scalar(
+            select(Card).where(Card.merchant_id == merchant.id, Card.number == number)
+        )
+        if card is None and ref.qr is not None:
+            token = await session.scalar(
+                select(QrToken).where(
+                    QrToken.merchant_id == merchant.id,
+                    QrToken.digest == hashlib.sha256(number.encode()).hexdigest(),
+                    QrToken.expires_at > now,
+                )
+            )
+            if token is None:
+                return None
+            query = query.where(Customer.id == token.customer_id)
+        elif card is None or card.customer_id is None:
+            return None
+        else:
+            if card.status != "active":
+                raise CardBlocked("this card is blocked; ask the customer for their new card")
+            query = query.where(Customer.id == card.customer_id)
+    elif ref.code is not None:
+        query = query.where(Customer.referral_code == ref.code.strip().upper())
+    else:
+        raise ValidationFailed("name the customer by phone, card or qr")
+    if lock:
+        query = query.with_for_update()
+    result: Customer | None = await session.scalar(query)
+    return result
+
+
+async def get_customer(
+    session: AsyncSession, merchant_id: str, customer_id: str, *, lock: bool = False
+) -> Customer:
+    query = select(Customer).where(
+        Customer.id == customer_id, Customer.merchant_id == merchant_id, Customer.deleted_at.is_(None)
+    )
+    if lock:
+        query = query.with_for_update()
+    customer = await session.scalar(query)
+    if customer is None:
+        raise CustomerNotFound("no such customer")
+    return customer
+
+
+async def register_customer(
+    ctx: CoreContext, merchant_id: str, cmd: RegisterCustomer
+) -> tuple[bool, dict[str, Any]]:
+    """Register by phone; (False, existing) when the phone is already a customer."""
+    for attempt in (1, 2):
+        try:
+            return await _register_once(ctx, merchant_id, cmd)
+        except IntegrityError:
+            # Two registrations of one phone raced; the second now finds the first.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _register_once(
+    ctx: CoreContext, merchant_id: str, cmd: RegisterCustomer
+) -> tuple[bool, dict[str, Any]]:
+    now = ctx.now()
+    async with ctx.uow() as uow:
+        session = uow.session
+        merchant = await session.get(Merchant, merchant_id)
+        assert merchant is not None
+        program = await current_program(session, merchant)
+        phone = normalise_phone(cmd.phone, merchant.country)
+        existing = await session.scalar(
+            select(Customer).where(Customer.merchant_id == merchant_id, Customer.phone == phone)
+        )
+        if existing is not None:
+            return False, await customer_json(session, program, existing, now)
+        referrer = None
+        if cmd.referrer is not None:
+            referrer = await find_customer(session, merchant, cmd.referrer, now)
+            if referrer is None:
+                raise CustomerNotFound("the referrer is not a customer", field="referrer")
+        customer = Customer(
+            id=new_id("cus"),
+            merchant_id=merchant_id,
+            phone=phone,
+            name=(cmd.name or "").strip() or None,
+            birth_date=cmd.birth_date,
+            tier_id=program.tiers[0].id,
+            tier_manual=False,
+            referrer_id=referrer.id if referrer else None,
+            referral_code=random_code(8),
+            registration_channel=cmd.channel,
+            source=cmd.source,
+            created_at=now,
+            available_cp=0,
+            pending_cp=0,
+            debt_cp=0,
+            lifetime_spend_minor=0,
+            purchase_count=0,
+        )
+        session.add(customer)
+        await session.flush()
+        await attach_card(session, merchant_id, customer.id, cmd.card, now)
+        uow.emit(
+            merchant_id,
+            "CustomerRegistered",
+            {"customer_id": customer.id, "channel": cmd.channel, "source": cmd.source,
+             "referrer_id": customer.referrer_id},
+            occurred_at=now,
+            now=now,
+            customer_id=customer.id,
+        )
+        await session.flush()
+        answer = await customer_json(session, program, customer, now)
+        await uow.commit()
+    return True, answer
+
+
+async def attach_card(
+    session: AsyncSession, merchant_id: str, customer_id: str, number: str | None, now: datetime
+) -> Card:
+    """Give the customer a card: the pre-printed one named, or a new virtual number."""
+    if number:
+        number = number.strip()
+        card = await session.scalar(
+            select(Card).where(Card.merchant_id == merchant_id, Card.number == number)
+        )
+        if card is not None:
+            if card.customer_id not in (None, customer_id) or card.status != "active":
+                raise CardTaken("this card belongs to another customer or is blocked", field="card")
+            card.customer_id = customer_id
+            return card
+        card = Card(id=new_id("crd"), merchant_id=merchant_id, customer_id=customer_id,
+                    number=number, kind="physical", status="active", issued_at=now)
+    else:
+        card = Card(id=new_id("crd"), merchant_id=merchant_id, customer_id=customer_id,
+                    number=new_card_number(), kind="virtual", status="active", issued_at=now)
+    session.add(card)
+    return card
+
+
+async def reissue_card(ctx: CoreContext, merchant_id: str, customer_id: str) -> str:
+    """Block the customer's active cards and issue a new virtual one (a lost card)."""
+    now = ctx.now()
+    async with ctx.uow() as uow:
+        await get_customer(uow.session, merchant_id, customer_id, lock=True)
+        cards = await uow.session.scalars(
+            select(Card).where(Card.customer_id == customer_id, Card.status == "active")
+        )
+        for card in cards:
+            card.status = "blocked"
+            card.blocked_at = now
+        card = await attach_card(uow.session, merchant_id, customer_id, None, now)
+        await uow.commit()
+    return card.number
+
+
+async def issue_qr_token(ctx: CoreContext, merchant_id: str, customer_id: str,
+                         ttl: timedelta = timedelta(minutes=5)) -> str:
+    """A rotating QR code for the customer, valid for `ttl`; only its digest is kept."""
+    token = "Q" + random_code(15)
+    async with ctx.uow() as uow:
+        await get_customer(uow.session, merchant_id, customer_id)
+        uow.session.add(QrToken(id=new_id("qrt"), merchant_id=merchant_id, customer_id=customer_id,
+                                digest=hashlib.sha256(token.encode()).hexdigest(),
+                                expires_at=ctx.now() + ttl))
+        await uow.commit()
+    return token
+
+
+async def customer_answer(
+    ctx: CoreContext, merchant_id: str, customer_id: str, at: datetime | None = None
+) -> dict[str, Any]:
+    async with ctx.db.read() as session:
+        merchant = await session.get(Merchant, merchant_id)
+        assert merchant is not None
+        customer = await get_customer(session, merchant_id, customer_id)
+        program = await current_program(session, merchant)
+        return await customer_json(session, program, customer, at or ctx.now())
+
+
+async def lookup_answer(ctx: CoreContext, merchant_id: str, ref: CustomerRef) -> dict[str, Any]:
+    now = ctx.now()
+    async with ctx.db.read() as session:
+        merchant = await session.get(Merchant, merchant_id)
+        assert merchant is not None
+        customer = await find_customer(session, merchant, ref, now)
+        if customer is None:
+            raise CustomerNotFound("no customer with this phone, card or code")
+        program = await current_program(session, merchant)
+        return await customer_json(session, program, customer, now)
+
+
+async def adjust_points(
+    ctx: CoreContext,
+    merchant_id: str,
+    customer_id: str,
+    points_cp: int,
+    reason: str,
+    lifetime_days: int | None = None,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """A manual credit (a lot) or debit; a debit never takes the balance below zero."""
+    if points_cp == 0:
+        raise ValidationFailed("points must not be zero", field="points")
+    now = ctx.now()
+    async with ctx.uow() as uow:
+        session = uow.session
+        customer = await get_customer(session, merchant_id, customer_id, lock=True)
+        merchant = await session.get(Merchant, merchant_id)
+        assert merchant is not None
+        program = await current_program(session, merchant)
+        ledger = await CustomerLedger(session, customer, now).load()
+        tags: dict[str, Any] = {"reason": reason, "actor": actor, "mechanic": "manual"}
+        if points_cp > 0:
+            days = lifetime_days or program.lifetime_for(program.tier(customer.tier_id))
+            entry = ledger.credit("adjustment", points_cp, now, lifetime_days=days, **tags)
+        else:
+            entry = ledger.spend("adjustment", -points_cp, now, **tags)
+        ledger.refresh_figures(now)
+        uow.emit(merchant_id, "PointsAdjusted",
+                 {"customer_id": customer_id, "points": str(from_minor(points_cp)), "entry_id": entry.id},
+                 occurred_at=now, now=now, customer_id=customer_id)
+        await session.flush()
+        answer = entry_json(entry)
+        await uow.commit()
+    return answer
+
+
+def _encode_cursor(entry: LedgerEntry) -> str:
+    raw = json.dumps([entry.occurred_at.isoformat(), entry.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, entry_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(entry_id)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("cursor is not valid", field="cursor") from exc
+
+
+async def ledger_page(
+    ctx: CoreContext, merchant_id: str, customer_id: str, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Newest first, keyset-paged so pages never shift under new entries."""
+    async with ctx.db.read() as session:
+        await get_customer(session, merchant_id, customer_id)
+        query = select(LedgerEntry).where(
+            LedgerEntry.customer_id == customer_id, LedgerEntry.merchant_id == merchant_id
+        )
+        if cursor:
+            at, entry_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(LedgerEntry.occurred_at < at,
+                    and_(LedgerEntry.occurred_at == at, LedgerEntry.id < entry_id))
+            )
+        rows = list(await session.scalars(
+            query.order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
+        ))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [entry_json(e) for e in rows],
+        "next_cursor": _encode_cursor(rows[-1]) if more and rows else None,
+    }

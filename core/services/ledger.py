@@ -1,0 +1,212 @@
+"""Ledger writes for one customer inside one transaction.
+
+Every movement is a LedgerEntry; credits are lots; debits name the lots they took
+from (LotAllocation). The customer's running figures are refreshed from the lots
+in the same transaction. Callers hold the customer's row lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Customer, LedgerEntry, LotAllocation
+from core.domain.lots import Allocation, Balance, Lot, balance_at, plan_spend, plan_take_back
+from core.domain.program import Program
+from core.ids import new_id
+
+
+def as_lot(entry: LedgerEntry) -> Lot:
+    assert entry.remaining_cp is not None and entry.available_at is not None
+    return Lot(
+        entry.id,
+        entry.occurred_at,
+        entry.available_at,
+        entry.expires_at,
+        entry.amount_cp,
+        entry.remaining_cp,
+    )
+
+
+async def balance_of(session: AsyncSession, customer_id: str, at: datetime) -> tuple[Balance, int]:
+    """(balance, debt) of a customer as of `at`, computed from the lots."""
+    lots = list(
+        await session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.customer_id == customer_id,
+                LedgerEntry.remaining_cp.is_not(None),
+                LedgerEntry.occurred_at <= at,
+                (LedgerEntry.expires_at.is_(None)) | (LedgerEntry.expires_at > at),
+            )
+        )
+    )
+    later = [
+        Allocation(a.lot_id, a.amount_cp, a.occurred_at)
+        for a in await session.scalars(
+            select(LotAllocation).where(
+                LotAllocation.customer_id == customer_id, LotAllocation.occurred_at > at
+            )
+        )
+    ]
+    debt_later = await session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.debt_cp), 0)).where(
+            LedgerEntry.customer_id == customer_id, LedgerEntry.occurred_at > at
+        )
+    )
+    debt_now = await session.scalar(select(Customer.debt_cp).where(Customer.id == customer_id))
+    return balance_at([as_lot(e) for e in lots], at, later), int(debt_now or 0) - int(debt_later or 0)
+
+
+class CustomerLedger:
+    """The lots of one customer, loaded once, changed in memory, flushed with the session."""
+
+    def __init__(self, session: AsyncSession, customer: Customer, now: datetime) -> None:
+        self.session = session
+        self.customer = customer
+        self.now = now
+        self.lots: dict[str, LedgerEntry] = {}
+
+    async def load(self) -> CustomerLedger:
+        rows = await self.session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.customer_id == self.customer.id, LedgerEntry.remaining_cp > 0
+            )
+        )
+        self.lots = {row.id: row for row in rows}
+        return self
+
+    def balance(self, at: datetime) -> Balance:
+        return balance_at([as_lot(e) for e in self.lots.values()], at)
+
+    def _entry(self, kind: str, amount_cp: int, occurred_at: datetime, **tags: object) -> LedgerEntry:
+        entry = LedgerEntry(
+            id=new_id("led"),
+            merchant_id=self.customer.merchant_id,
+            customer_id=self.customer.id,
+            kind=kind,
+            amount_cp=amount_cp,
+            debt_cp=0,
+            occurred_at=occurred_at,
+            created_at=self.now,
+            **tags,
+        )
+        self.session.add(entry)
+        return entry
+
+    def _allocate(self, entry: LedgerEntry, lot: LedgerEntry, amount_cp: int) -> None:
+        assert lot.remaining_cp is not None
+        lot.remaining_cp -= amount_cp
+        self.session.add(
+            LotAllocation(
+                merchant_id=entry.merchant_id,
+                customer_id=self.customer.id,
+                entry=entry,
+                lot=lot,
+                amount_cp=amount_cp,
+                occurred_at=entry.occurred_at,
+            )
+        )
+
+    def credit(
+        self,
+        kind: str,
+        amount_cp: int,
+        occurred_at: datetime,
+        *,
+        activation_days: int = 0,
+        lifetime_days: int | None = None,
+        **tags: object,
+    ) -> LedgerEntry:
+        """Add a lot; a debt is paid from it first."""
+        available_at = occurred_at + timedelta(days=activation_days)
+        expires_at = available_at + timedelta(days=lifetime_days) if lifetime_days else None
+        lot = self._entry(
+            kind,
+            amount_cp,
+            occurred_at,
+            available_at=available_at,
+            expires_at=expires_at,
+            remaining_cp=amount_cp,
+            **tags,
+        )
+        self.lots[lot.id] = lot
+        debt = self.customer.debt_cp
+        if debt > 0 and amount_cp > 0:
+            settle = min(debt, amount_cp)
+            entry = self._entry("debt_settlement", -settle, occurred_at, purchase_id=lot.purchase_id)
+            entry.debt_cp = -settle
+            self.customer.debt_cp -= settle
+            self._allocate(entry, lot, settle)
+        return lot
+
+    def spend(self, kind: str, amount_cp: int, occurred_at: datetime, **tags: object) -> LedgerEntry:
+        """Take points from the lots that expire first; InsufficientPoints if short."""
+        plan = plan_spend([as_lot(e) for e in self.lots.values()], occurred_at, amount_cp)
+        entry = self._entry(kind, -amount_cp, occurred_at, **tags)
+        for lot_id, take in plan:
+            self._allocate(entry, self.lots[lot_id], take)
+        return entry
+
+    def take_back(
+        self,
+        kind: str,
+        amount_cp: int,
+        occurred_at: datetime,
+        first_lot: str | None = None,
+        **tags: object,
+    ) -> LedgerEntry:
+        """Take up to `amount_cp` back; what the balance cannot cover becomes a debt."""
+        plan, short = plan_take_back(
+            [as_lot(e) for e in self.lots.values()], occurred_at, amount_cp, first_lot
+        )
+        entry = self._entry(kind, -(amount_cp - short), occurred_at, **tags)
+        for lot_id, take in plan:
+            self._allocate(entry, self.lots[lot_id], take)
+        if short:
+            entry.debt_cp = short
+            self.customer.debt_cp += short
+        return entry
+
+    async def give_back(
+        self, kind: str, spent_entry_ids: list[str], amount_cp: int, occurred_at: datetime, **tags: object
+    ) -> LedgerEntry | None:
+        """Return points to the lots the given debits took them from, latest taken first."""
+        if amount_cp <= 0:
+            return None
+        allocations = list(
+            await self.session.scalars(
+                select(LotAllocation)
+                .where(LotAllocation.entry_id.in_(spent_entry_ids))
+                .order_by(LotAllocation.id.desc())
+            )
+        )
+        net: dict[str, int] = {}
+        for alloc in allocations:
+            net[alloc.lot_id] = net.get(alloc.lot_id, 0) + alloc.amount_cp
+        entry = self._entry(kind, amount_cp, occurred_at, **tags)
+        left = amount_cp
+        for lot_id in dict.fromkeys(a.lot_id for a in allocations):
+            if left <= 0:
+                break
+            give = min(net[lot_id], left)
+            if give <= 0:
+                continue
+            lot = self.lots.get(lot_id) or await self.session.get(LedgerEntry, lot_id)
+            assert lot is not None
+            self.lots[lot_id] = lot
+            self._allocate(entry, lot, -give)
+            left -= give
+        entry.amount_cp = amount_cp - left
+        return entry
+
+    def refresh_figures(self, at: datetime) -> None:
+        """Recompute the customer's cached balance figures from the lots."""
+        balance = self.balance(at)
+        self.customer.available_cp = balance.available_cp
+        self.customer.pending_cp = balance.pending_cp
+
+
+def lifetime_days(program: Program, tier_id: str) -> int | None:
+    return program.lifetime_for(program.tier(tier_id))

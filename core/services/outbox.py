@@ -1,0 +1,105 @@
+"""Draining the event outbox: each named consumer sees every event once, in order.
+
+Events are written in the transaction that caused them, so a rolled-back sale
+has none. Progress is kept per consumer, so a consumer added later (wallet,
+attribution) starts from the beginning and a slow one never holds back another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from core.db.models import OutboxEvent, OutboxOffset
+from core.services.context import CoreContext
+
+log = logging.getLogger("kartochka.outbox")
+EventHandler = Callable[[OutboxEvent], Awaitable[None]]
+# An id gap younger than this may be a transaction still committing (PostgreSQL
+# hands out ids before commit); older gaps are rollbacks and are skipped.
+GAP_GRACE = timedelta(seconds=5)
+BATCH = 200
+
+
+class Outbox:
+    """In-process drain; `kick()` after a commit, `run()` in the background."""
+
+    def __init__(self, ctx: CoreContext, poll_seconds: float = 2.0) -> None:
+        self.ctx = ctx
+        self.poll_seconds = poll_seconds
+        self.consumers: dict[str, EventHandler] = {}
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def register(self, name: str, handler: EventHandler) -> None:
+        self.consumers[name] = handler
+
+    async def kick(self) -> None:
+        self._wake.set()
+
+    async def drain(self) -> int:
+        """Hand every new event to every consumer; returns how many deliveries were made."""
+        async with self._lock:
+            delivered = 0
+            for name, handle in self.consumers.items():
+                delivered += await self._drain_one(name, handle)
+            return delivered
+
+    async def _drain_one(self, name: str, handle: EventHandler) -> int:
+        delivered = 0
+        position = await self._position(name)
+        while True:
+            async with self.ctx.db.read() as session:
+                events = list(await session.scalars(
+                    select(OutboxEvent).where(OutboxEvent.id > position)
+                    .order_by(OutboxEvent.id).limit(BATCH)
+                ))
+            if not events:
+                return delivered
+            for event in events:
+                if event.id != position + 1 and self.ctx.now() - event.created_at < GAP_GRACE:
+                    return delivered
+                try:
+                    await handle(event)
+                except Exception:
+                    log.exception("outbox consumer failed; will retry",
+                                  extra={"consumer": name, "event_id": event.id,
+                                         "merchant_id": event.merchant_id})
+                    return delivered
+                await self._advance(name, position, event.id)
+                position = event.id
+                delivered += 1
+
+    async def _position(self, name: str) -> int:
+        async with self.ctx.uow() as uow:
+            row = await uow.session.get(OutboxOffset, name)
+            if row is None:
+                uow.session.add(OutboxOffset(consumer=name, last_event_id=0, updated_at=self.ctx.now()))
+                await uow.commit()
+                return 0
+            return row.last_event_id
+
+    async def _advance(self, name: str, old: int, new: int) -> None:
+        async with self.ctx.uow() as uow:
+            await uow.session.execute(
+                update(OutboxOffset).where(OutboxOffset.consumer == name,
+                                           OutboxOffset.last_event_id == old)
+                .values(last_event_id=new, updated_at=self.ctx.now())
+            )
+            await uow.commit()
+
+    async def run(self) -> None:
+        """Drain on every kick, and every few seconds for events other processes wrote."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("outbox drain failed")

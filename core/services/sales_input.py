@@ -1,0 +1,68 @@
+"""The sale a till sends, as the core sees it (money in kopecks, points in hundredths)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from core.domain.sale import SaleLine
+from core.services.customers import CustomerRef
+
+
+def body_digest(request: Any) -> str:
+    """SHA-256 of a request dataclass in canonical JSON (datetimes as ISO text)."""
+    raw = json.dumps(asdict(request), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LineInput:
+    line_id: str
+    amount_minor: int
+    sku: str | None = None
+    name: str | None = None
+    category: str | None = None
+    price_minor: int | None = None
+    quantity: str | None = None
+
+
+@dataclass(frozen=True)
+class SaleInput:
+    receipt_id: str
+    total_minor: int
+    customer: CustomerRef | None = None
+    lines: list[LineInput] = field(default_factory=list)
+    redeem_cp: int = 0
+    store_code: str | None = None
+    cashier_code: str | None = None
+    occurred_at: datetime | None = None
+
+    def sale_lines(self) -> list[SaleLine]:
+        if not self.lines:
+            return [SaleLine("1", self.total_minor)]
+        return [SaleLine(x.line_id, x.amount_minor, x.sku, x.category) for x in self.lines]
+
+    def digest(self) -> str:
+        """Identity of the request body: a repeated sale must match it exactly."""
+        return body_digest(self)
+
+
+@dataclass(frozen=True)
+class RefundLineInput:
+    line_id: str
+    quantity: str | None = None
+    amount_minor: int | None = None
+
+
+@dataclass(frozen=True)
+class RefundInput:
+    refund_key: str
+    amount_minor: int | None = None
+    lines: list[RefundLineInput] = field(default_factory=list)
+    occurred_at: datetime | None = None
+
+    def digest(self) -> str:
+        return body_digest(self)

@@ -1,0 +1,120 @@
+"""Read models: what a till, a bot or the console shows of a customer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Card, Customer, LedgerEntry
+from core.domain.lots import Balance
+from core.domain.money import from_minor
+from core.domain.program import Program, Tier
+from core.services.ledger import balance_of
+
+EXPIRING_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class TierView:
+    id: str
+    name: str
+    accrual_percent: Decimal
+    next_name: str | None
+    next_remaining_minor: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        nxt = None
+        if self.next_name is not None and self.next_remaining_minor is not None:
+            nxt = {"name": self.next_name, "remaining_spend": str(from_minor(self.next_remaining_minor))}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "accrual_percent": str(self.accrual_percent.normalize()),
+            "next": nxt,
+        }
+
+
+def tier_view(program: Program, tier: Tier, lifetime_spend_minor: int) -> TierView:
+    nxt = program.next_tier(tier)
+    if nxt is None:
+        return TierView(tier.id, tier.name, tier.accrual_percent, None, None)
+    need = int(nxt.threshold_lifetime_spend * 100) - lifetime_spend_minor
+    return TierView(tier.id, tier.name, tier.accrual_percent, nxt.name, max(need, 0))
+
+
+def balance_json(balance: Balance, debt_cp: int) -> dict[str, Any]:
+    return {
+        "available": str(from_minor(balance.available_cp)),
+        "pending": str(from_minor(balance.pending_cp)),
+        "pending_lots": [
+            {"amount": str(from_minor(a)), "available_at": _iso(t)} for a, t in balance.pending
+        ],
+        "expiring": [
+            {"amount": str(from_minor(a)), "expires_at": _iso(t)}
+            for a, t in balance.expiring[:EXPIRING_SHOWN]
+        ],
+        "debt": str(from_minor(debt_cp)),
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else _iso(value)
+
+
+def iso_date(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+async def active_card_number(session: AsyncSession, customer_id: str) -> str | None:
+    return await session.scalar(
+        select(Card.number)
+        .where(Card.customer_id == customer_id, Card.status == "active")
+        .order_by(Card.issued_at.desc())
+        .limit(1)
+    )
+
+
+async def customer_json(
+    session: AsyncSession, program: Program, customer: Customer, at: datetime
+) -> dict[str, Any]:
+    """The Customer of the REST API, balances computed from the lots as of `at`."""
+    balance, debt = await balance_of(session, customer.id, at)
+    tier = program.tier(customer.tier_id)
+    return {
+        "id": customer.id,
+        "phone": customer.phone,
+        "card_number": await active_card_number(session, customer.id),
+        "name": customer.name,
+        "birth_date": iso_date(customer.birth_date),
+        "referral_code": customer.referral_code,
+        "tier": tier_view(program, tier, customer.lifetime_spend_minor).to_json(),
+        "balance": balance_json(balance, debt),
+        "created_at": _iso(customer.created_at),
+    }
+
+
+def entry_json(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "kind": entry.kind,
+        "points": str(from_minor(entry.amount_cp)),
+        "debt": str(from_minor(entry.debt_cp)),
+        "occurred_at": _iso(entry.occurred_at),
+        "available_at": iso(entry.available_at),
+        "expires_at": iso(entry.expires_at),
+        "remaining": None if entry.remaining_cp is None else str(from_minor(entry.remaining_cp)),
+        "mechanic": entry.mechanic,
+        "purchase_id": entry.purchase_id,
+        "refund_id": entry.refund_id,
+        "referral_level": entry.referral_level,
+        "reason": entry.reason,
+    }

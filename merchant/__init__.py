@@ -1,0 +1,1 @@
+"""Merchant side: the REST API for cash registers now, the console later."""

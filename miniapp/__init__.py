@@ -1,0 +1,1 @@
+"""Customer cabinet opened inside each messenger; arrives with step 7."""

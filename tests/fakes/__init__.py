@@ -1,0 +1,1 @@
+"""Fake platform servers speaking real HTTP."""

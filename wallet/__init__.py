@@ -1,0 +1,1 @@
+"""Apple and Google Wallet cards; arrives with step 9."""

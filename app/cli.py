@@ -211,9 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="ISO time (default: now)")
     p.set_defaults(run=cmd_jobs_run)
 
-    from app.cli_data import add_data_commands
+    from app.cli_customer import add_customer_commands
+    from app.cli_data import add_import_commands
 
-    add_data_commands(sub)
+    add_import_commands(sub)
+    add_customer_commands(sub)
     return parser
 
 

@@ -1,10 +1,10 @@
-"""CLI commands over customer data: import, merge, change of phone."""
+"""CLI: `kartochka import customers` (the import service's command line)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def add_data_commands(sub: Any) -> None:
-    """Register `import customers`, `customer merge` and `customer change-phone`."""
-    del sub  # filled in by the data-commands change
+def add_import_commands(sub: Any) -> None:
+    """Register `import customers --merchant S FILE.csv [--dry-run]`."""
+    del sub  # being written

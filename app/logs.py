@@ -17,7 +17,7 @@ _PATTERNS = [
     (re.compile(r"\bQ[0-9A-HJKMNP-TV-Z]{15}\b"), "[qr]"),
     (re.compile(r"\+\d{10,15}\b"), "[phone]"),
     (re.compile(r"\+?\b[78][\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}\b"), "[phone]"),
-    (re.compile(r"\b\d{8,19}\b"), "[number]"),
+    (re.compile(r"(?<![\d.])\d{8,19}(?![\d.])"), "[number]"),
 ]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -35,14 +35,15 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": record.getMessage(),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                line[key] = redact(value) if isinstance(value, str) else value
+                line[key] = value
         if record.exc_info:
-            line["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+            line["exc"] = self.formatException(record.exc_info)
+        # Redact the finished line, so nested extras (headers, dicts) are masked too.
+        return redact(json.dumps(line, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):

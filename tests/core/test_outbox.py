@@ -1,0 +1,78 @@
+"""The outbox: events exist only with their transaction; each consumer sees each event once."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import RedeemExceedsLimit
+from core.services.customers import CustomerRef, RegisterCustomer, register_customer
+from core.services.outbox import Outbox
+from core.services.purchases import register_sale
+from core.services.sales_input import SaleInput
+
+PHONE = "+79161234567"
+
+
+def _collector(seen: list) -> object:
+    async def handle(event) -> None:
+        seen.append((event.id, event.type))
+
+    return handle
+
+
+async def test_each_consumer_sees_every_event_once_in_order(core, merchant_id):
+    ctx = core.ctx
+    first, second = [], []
+    outbox = Outbox(ctx)
+    outbox.register("notifications", _collector(first))
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=PHONE))
+    await register_sale(ctx, merchant_id, SaleInput("r1", 100_000, CustomerRef(phone=PHONE)))
+    await outbox.drain()
+    assert [t for _, t in first] == ["CustomerRegistered", "PointsAccrued", "PurchaseRegistered"]
+    await outbox.drain()
+    assert len(first) == 3  # nothing twice
+    # A consumer added later (wallet, attribution) starts from the first event.
+    outbox.register("wallet", _collector(second))
+    await register_sale(ctx, merchant_id, SaleInput("r2", 50_000, CustomerRef(phone=PHONE)))
+    await outbox.drain()
+    assert [i for i, _ in second] == sorted(i for i, _ in second)
+    assert len(second) == 5 and len(first) == 5
+    # A new process (fresh Outbox object) resumes where each consumer stopped.
+    again: list = []
+    resumed = Outbox(ctx)
+    resumed.register("notifications", _collector(again))
+    await resumed.drain()
+    assert again == []
+
+
+async def test_a_rolled_back_sale_leaves_no_event(core, merchant_id):
+    ctx = core.ctx
+    seen: list = []
+    outbox = Outbox(ctx)
+    outbox.register("n", _collector(seen))
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=PHONE))
+    with pytest.raises(RedeemExceedsLimit):
+        await register_sale(ctx, merchant_id,
+                            SaleInput("r1", 100_000, CustomerRef(phone=PHONE), redeem_cp=100))
+    await outbox.drain()
+    assert [t for _, t in seen] == ["CustomerRegistered"]
+
+
+async def test_a_failing_consumer_retries_without_holding_back_others(core, merchant_id):
+    ctx = core.ctx
+    good: list = []
+    attempts: list = []
+
+    async def flaky(event) -> None:
+        attempts.append(event.id)
+        if len(attempts) == 1:
+            raise RuntimeError("platform down")
+
+    outbox = Outbox(ctx)
+    outbox.register("flaky", flaky)
+    outbox.register("good", _collector(good))
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=PHONE))
+    await outbox.drain()
+    assert len(good) == 1 and len(attempts) == 1
+    await outbox.drain()
+    assert attempts == [good[0][0], good[0][0]]  # retried the same event, once more

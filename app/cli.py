@@ -161,6 +161,22 @@ async def cmd_jobs_run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_check_figures(args: argparse.Namespace) -> int:
+    from core.services.figures import check_figures
+    from core.services.merchants import get_merchant
+
+    core = await _core()
+    try:
+        merchant = await get_merchant(core.ctx, args.merchant)
+        mismatches = await check_figures(core.ctx, merchant.id)
+    finally:
+        await core.close()
+    for m in mismatches:
+        print(f"{m.customer_id} {m.figure}: cached {m.cached}, ledger {m.from_ledger}")
+    print(f"{len(mismatches)} mismatches")
+    return 1 if mismatches else 0
+
+
 def _parse_time(raw: str) -> datetime:
     value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -210,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = jobs.add_parser("run", help="run every job due up to a time")
     p.add_argument("--until", help="ISO time (default: now)")
     p.set_defaults(run=cmd_jobs_run)
+
+    check = sub.add_parser("check", help="consistency checks").add_subparsers(dest="sub",
+                                                                               required=True)
+    p = check.add_parser("figures", help="recompute running figures from the ledger")
+    p.add_argument("--merchant", required=True)
+    p.set_defaults(run=cmd_check_figures)
 
     from app.cli_customer import add_customer_commands
     from app.cli_data import add_import_commands

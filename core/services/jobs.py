@@ -30,6 +30,7 @@ log = logging.getLogger("kartochka.jobs")
 Handler = Callable[[CoreContext, Job], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
 MAX_ATTEMPTS = 5
+STUCK_AFTER = timedelta(minutes=15)
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:
@@ -73,6 +74,7 @@ async def schedule_recurring(session: AsyncSession, merchant: Merchant, after: d
 
 async def run_due(ctx: CoreContext, until: datetime, limit: int = 10_000) -> int:
     """Run every pending job due by `until`, oldest first, including ones they schedule."""
+    await _recover_stuck(ctx)
     done = 0
     while done < limit:
         async with ctx.db.read() as session:
@@ -88,11 +90,21 @@ async def run_due(ctx: CoreContext, until: datetime, limit: int = 10_000) -> int
     return done
 
 
+async def _recover_stuck(ctx: CoreContext) -> None:
+    """A job left running by a crashed process goes back to the queue (jobs are idempotent)."""
+    async with ctx.uow() as uow:
+        await uow.session.execute(
+            update(Job).where(Job.status == "running", Job.claimed_at < ctx.now() - STUCK_AFTER)
+            .values(status="pending")
+        )
+        await uow.commit()
+
+
 async def _run_one(ctx: CoreContext, job: Job) -> None:
     async with ctx.uow() as uow:
         claimed = await uow.session.execute(
             update(Job).where(Job.id == job.id, Job.status == "pending")
-            .values(status="running", attempts=Job.attempts + 1)
+            .values(status="running", attempts=Job.attempts + 1, claimed_at=ctx.now())
         )
         await uow.commit()
     if getattr(claimed, "rowcount", 0) != 1:

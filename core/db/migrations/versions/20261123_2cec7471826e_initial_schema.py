@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: b34761baf6bb
+Revision ID: 2cec7471826e
 Revises: 
-Create Date: 2026-11-22 23:49:04.627587
+Create Date: 2026-11-23 00:06:03.977971
 """
 from alembic import op
 import sqlalchemy as sa
 import core.db.base
 
 
-revision = 'b34761baf6bb'
+revision = '2cec7471826e'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -101,6 +101,7 @@ def upgrade() -> None:
     sa.Column('last_error', sa.String(length=2000), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('created_at', core.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', core.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', core.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_jobs_merchant_id_merchants')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs')),

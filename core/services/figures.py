@@ -36,11 +36,11 @@ async def check_figures(ctx: CoreContext, merchant_id: str) -> list[Mismatch]:
             select(Purchase.customer_id,
                    func.sum(Purchase.total_minor - Purchase.refunded_minor))
             .where(Purchase.merchant_id == merchant_id).group_by(Purchase.customer_id)
-        )).tuples().all())
+        )).all())
         debts = dict((await session.execute(
             select(LedgerEntry.customer_id, func.sum(LedgerEntry.debt_cp))
             .where(LedgerEntry.merchant_id == merchant_id).group_by(LedgerEntry.customer_id)
-        )).tuples().all())
+        )).all())
         for customer in customers:
             balance, _ = await balance_of(session, customer.id, now)
             checks = {

@@ -1,0 +1,87 @@
+"""Properties of the ledger, whatever the sequence of sales, redemptions and refunds."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from core.db.models import Customer, LedgerEntry
+from core.errors import KartochkaError
+from core.services.customers import CustomerRef, RegisterCustomer, register_customer
+from core.services.figures import check_figures
+from core.services.ledger import balance_of
+from core.services.purchases import register_sale
+from core.services.refunds import register_refund
+from core.services.sales_input import RefundInput, SaleInput
+
+PHONE = "+79161234567"
+step = st.one_of(
+    st.tuples(st.just("sale"), st.integers(100, 500_000), st.integers(0, 20_000)),
+    st.tuples(st.just("refund"), st.integers(0, 30), st.integers(1, 100)),
+)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=12))
+async def test_balance_never_negative_and_the_ledger_adds_up(core, merchant_id, steps):
+    ctx = core.ctx
+    phone = f"+7916{abs(hash(tuple(steps))) % 10**7:07d}"
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=phone))
+    receipts: list[tuple[str, int]] = []
+    for i, (kind, a, b) in enumerate(steps):
+        try:
+            if kind == "sale":
+                receipt = f"{phone}-{i}"
+                await register_sale(ctx, merchant_id, SaleInput(
+                    receipt, a, CustomerRef(phone=phone), redeem_cp=b // 100 * 100))
+                receipts.append((receipt, a))
+            elif receipts:
+                receipt, total = receipts[a % len(receipts)]
+                await register_refund(ctx, merchant_id, receipt, RefundInput(
+                    f"{receipt}-f{i}", amount_minor=max(1, total * b // 100)))
+        except KartochkaError:
+            pass  # over the limit or over the receipt: refused, nothing written
+    async with ctx.db.read() as session:
+        customer = await session.scalar(select(Customer).where(Customer.phone == phone))
+        balance, debt = await balance_of(session, customer.id, ctx.now())
+        total = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cp), 0))
+                                     .where(LedgerEntry.customer_id == customer.id))
+        lots = await session.scalar(select(func.coalesce(func.sum(LedgerEntry.remaining_cp), 0))
+                                    .where(LedgerEntry.customer_id == customer.id))
+        negative = await session.scalar(select(func.count()).where(
+            LedgerEntry.customer_id == customer.id, LedgerEntry.remaining_cp < 0))
+    assert balance.available_cp >= 0 and debt >= 0 and negative == 0
+    assert total == lots == balance.available_cp + balance.pending_cp
+    assert customer.available_cp == balance.available_cp and customer.debt_cp == debt
+    assert not [m for m in await check_figures(ctx, merchant_id) if m.customer_id == customer.id]
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.integers(0, 50_000), total=st.integers(100, 300_000),
+       redeem=st.integers(0, 100_000))
+async def test_a_full_refund_restores_the_balance_before_the_sale(core, merchant_id, start,
+                                                                  total, redeem):
+    from core.services.customers import adjust_points
+
+    ctx = core.ctx
+    phone = f"+7917{(start * 7 + total * 3 + redeem) % 10**7:07d}"
+    created, body = await register_customer(ctx, merchant_id, RegisterCustomer(phone=phone))
+    if not created:
+        return
+    if start >= 100:
+        await adjust_points(ctx, merchant_id, body["id"], start // 100 * 100, "start")
+    async with ctx.db.read() as session:
+        before, _ = await balance_of(session, body["id"], ctx.now())
+    receipt = f"r-{phone}"
+    try:
+        await register_sale(ctx, merchant_id, SaleInput(receipt, total, CustomerRef(phone=phone),
+                                                        redeem_cp=redeem // 100 * 100))
+    except KartochkaError:
+        return
+    await register_refund(ctx, merchant_id, receipt, RefundInput(f"f-{phone}"))
+    async with ctx.db.read() as session:
+        after, debt = await balance_of(session, body["id"], ctx.now())
+    assert (after.available_cp, debt) == (before.available_cp, 0)

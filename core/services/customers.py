@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Card, Customer, LedgerEntry, Merchant, QrToken
 from core.domain.money import from_minor
+from core.domain.program import Program
 from core.errors import CardBlocked, CardTaken, CustomerNotFound, ValidationFailed
 from core.ids import new_card_number, new_id, random_code
 from core.phones import normalise_phone
@@ -132,24 +133,10 @@ async def _register_once(
             referrer = await find_customer(session, merchant, cmd.referrer, now)
             if referrer is None:
                 raise CustomerNotFound("the referrer is not a customer", field="referrer")
-        customer = Customer(
-            id=new_id("cus"),
-            merchant_id=merchant_id,
-            phone=phone,
-            name=(cmd.name or "").strip() or None,
-            birth_date=cmd.birth_date,
-            tier_id=program.tiers[0].id,
-            tier_manual=False,
-            referrer_id=referrer.id if referrer else None,
-            referral_code=random_code(8),
-            registration_channel=cmd.channel,
+        customer = new_customer(
+            merchant_id, phone, program, now, channel=cmd.channel, name=cmd.name,
+            birth_date=cmd.birth_date, referrer_id=referrer.id if referrer else None,
             source=cmd.source,
-            created_at=now,
-            available_cp=0,
-            pending_cp=0,
-            debt_cp=0,
-            lifetime_spend_minor=0,
-            purchase_count=0,
         )
         session.add(customer)
         await session.flush()
@@ -167,6 +154,40 @@ async def _register_once(
         answer = await customer_json(session, program, customer, now)
         await uow.commit()
     return True, answer
+
+
+def new_customer(
+    merchant_id: str,
+    phone: str,
+    program: Program,
+    now: datetime,
+    *,
+    channel: str,
+    name: str | None = None,
+    birth_date: date | None = None,
+    referrer_id: str | None = None,
+    source: str | None = None,
+) -> Customer:
+    """A new customer row in the program's first tier; the caller adds it to the session."""
+    return Customer(
+        id=new_id("cus"),
+        merchant_id=merchant_id,
+        phone=phone,
+        name=(name or "").strip() or None,
+        birth_date=birth_date,
+        tier_id=program.tiers[0].id,
+        tier_manual=False,
+        referrer_id=referrer_id,
+        referral_code=random_code(8),
+        registration_channel=channel,
+        source=source,
+        created_at=now,
+        available_cp=0,
+        pending_cp=0,
+        debt_cp=0,
+        lifetime_spend_minor=0,
+        purchase_count=0,
+    )
 
 
 async def attach_card(

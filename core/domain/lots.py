@@ -23,6 +23,7 @@ class Lot:
     expires_at: datetime | None
     amount_cp: int
     remaining_cp: int
+    cap_milli: int | None = None  # may pay only this share of a receipt (welcome bonus)
 
     def live_at(self, at: datetime) -> bool:
         return self.occurred_at <= at and (self.expires_at is None or at < self.expires_at)
@@ -93,14 +94,24 @@ def spending_order(lots: Iterable[Lot], at: datetime) -> list[Lot]:
     return sorted(live, key=lambda lot: (lot.expires_at is None, lot.expires_at or at, lot.id))
 
 
-def plan_spend(lots: Iterable[Lot], at: datetime, amount_cp: int) -> list[tuple[str, int]]:
-    """Which lots pay `amount_cp`, first-expiring first; InsufficientPoints if they cannot."""
+def plan_spend(lots: Iterable[Lot], at: datetime, amount_cp: int,
+               cap_limits: dict[int, int] | None = None) -> list[tuple[str, int]]:
+    """Which lots pay `amount_cp`, first-expiring first; InsufficientPoints if they cannot.
+
+    `cap_limits` says how much lots with a cap of their own may give in total, per cap.
+    """
     plan: list[tuple[str, int]] = []
     need = amount_cp
+    room = dict(cap_limits or {})
     for lot in spending_order(lots, at):
         if need <= 0:
             break
         take = min(lot.remaining_cp, need)
+        if lot.cap_milli is not None:
+            take = min(take, room.get(lot.cap_milli, 0))
+            room[lot.cap_milli] = room.get(lot.cap_milli, 0) - take
+        if take <= 0:
+            continue
         plan.append((lot.id, take))
         need -= take
     if need > 0:

@@ -175,7 +175,7 @@ def new_customer(
         phone=phone,
         name=(name or "").strip() or None,
         birth_date=birth_date,
-        tier_id=program.tiers[0].id,
+        tier_id=program.start_tier().id,
         tier_manual=False,
         referrer_id=referrer_id,
         referral_code=random_code(8),

@@ -120,7 +120,7 @@ async def merge_customers(
         ledger = await CustomerLedger(session, target, now).load()
         ledger.refresh_figures(now)
         program = await current_program(session, merchant)
-        reevaluate_tier(uow, program, target, now, now)
+        await reevaluate_tier(uow, program, target, now, now)
         uow.emit(merchant_id, "CustomersMerged", {"from": source.id, "into": target.id},
                  occurred_at=now, now=now, customer_id=target.id)
         await session.flush()

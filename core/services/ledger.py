@@ -27,6 +27,7 @@ def as_lot(entry: LedgerEntry) -> Lot:
         entry.expires_at,
         entry.amount_cp,
         entry.remaining_cp,
+        entry.redeem_cap_milli,
     )
 
 
@@ -141,9 +142,14 @@ class CustomerLedger:
             self._allocate(entry, lot, settle)
         return lot
 
-    def spend(self, kind: str, amount_cp: int, occurred_at: datetime, **tags: object) -> LedgerEntry:
-        """Take points from the lots that expire first; InsufficientPoints if short."""
-        plan = plan_spend([as_lot(e) for e in self.lots.values()], occurred_at, amount_cp)
+    def spend(self, kind: str, amount_cp: int, occurred_at: datetime,
+              cap_limits: dict[int, int] | None = None, **tags: object) -> LedgerEntry:
+        """Take points from the lots that expire first; InsufficientPoints if short.
+
+        Lots with a cap of their own give at most `cap_limits[cap]` together (none if absent).
+        """
+        plan = plan_spend([as_lot(e) for e in self.lots.values()], occurred_at, amount_cp,
+                          cap_limits)
         entry = self._entry(kind, -amount_cp, occurred_at, **tags)
         for lot_id, take in plan:
             self._allocate(entry, self.lots[lot_id], take)

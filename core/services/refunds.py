@@ -22,6 +22,7 @@ from core.domain.refunds import LineRequest, LineState, cumulative_delta, plan_r
 from core.errors import PurchaseNotFound, RefundConflict, ValidationFailed
 from core.ids import new_id
 from core.services.context import CoreContext
+from core.services.facts import counted_spend
 from core.services.ledger import CustomerLedger
 from core.services.programs import program_version
 from core.services.purchases import SaleAnswer
@@ -94,7 +95,7 @@ async def _refund_once(
                         occurred_at=at, created_at=now, request_digest=digest, response={})
         session.add(refund)
         await session.flush()
-        returned = taken = discount_back = 0
+        returned = taken = 0
         for line in lines:
             part = plan.get(line.line_id, 0)
             if not part:
@@ -102,7 +103,6 @@ async def _refund_once(
             before, after = line.refunded_minor, line.refunded_minor + part
             returned += cumulative_delta(line.redeemed_cp, before, after, line.amount_minor)
             taken += cumulative_delta(line.accrued_cp, before, after, line.amount_minor)
-            discount_back += cumulative_delta(line.discount_minor, before, after, line.amount_minor)
             line.refunded_minor = after
         total_before = purchase.refunded_minor
         purchase.refunded_minor += refund.amount_minor
@@ -117,7 +117,7 @@ async def _refund_once(
         }
         if customer is not None:
             body.update(await _buyer_points(uow, customer, purchase, refund, returned, taken,
-                                            discount_back, at, now))
+                                            at, now))
         await _referral_points(uow, purchase, refund, total_before, at, now)
         refund.response = body
         uow.emit(merchant_id, "PurchaseRefunded",
@@ -130,7 +130,7 @@ async def _refund_once(
 
 async def _buyer_points(
     uow: UnitOfWork, customer: Customer, purchase: Purchase, refund: Refund,
-    returned: int, taken: int, discount_back: int, at: datetime, now: datetime,
+    returned: int, taken: int, at: datetime, now: datetime,
 ) -> dict[str, Any]:
     session = uow.session
     merchant = await session.get(Merchant, purchase.merchant_id)
@@ -154,13 +154,13 @@ async def _buyer_points(
     debt_before = customer.debt_cp
     if taken:
         ledger.take_back("refund_clawback", taken, at, first_lot=own_lot, **tags)
-    spent = refund.amount_minor if program.spend_basis == "gross" else (
-        refund.amount_minor - discount_back)
+    spent = cumulative_delta(counted_spend(program, purchase), purchase.refunded_minor
+                             - refund.amount_minor, purchase.refunded_minor, purchase.total_minor)
     customer.lifetime_spend_minor = max(0, customer.lifetime_spend_minor - spent)
     if purchase.refunded_minor >= purchase.total_minor:
         customer.purchase_count = max(0, customer.purchase_count - 1)
     ledger.refresh_figures(at)
-    reevaluate_tier(uow, program, customer, at, now)
+    await reevaluate_tier(uow, program, customer, at, now)
     return {
         "points_returned": str(from_minor(back.amount_cp if back else 0)),
         "points_taken_back": str(from_minor(taken)),

@@ -6,9 +6,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from core.domain.sale import SaleLine
+from core.domain.engine import SaleLine
 from core.services.customers import CustomerRef
 
 
@@ -43,7 +44,8 @@ class SaleInput:
     def sale_lines(self) -> list[SaleLine]:
         if not self.lines:
             return [SaleLine("1", self.total_minor)]
-        return [SaleLine(x.line_id, x.amount_minor, x.sku, x.category) for x in self.lines]
+        return [SaleLine(x.line_id, x.amount_minor, x.sku, x.category, x.price_minor,
+                         Decimal(x.quantity or 1)) for x in self.lines]
 
     def digest(self) -> str:
         """Identity of the request body: a repeated sale must match it exactly."""

@@ -1,31 +1,70 @@
-"""Tier re-evaluation after a sale, a refund, or on the schedule."""
+"""Tiers: after a sale (upgrades), after a refund and on the monthly review (may drop)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from core.db.models import Customer
+from core.db.models import Customer, Merchant
 from core.db.uow import UnitOfWork
-from core.domain.program import Program
+from core.domain.program import Program, Tier
 
 
-def reevaluate_tier(
-    uow: UnitOfWork, program: Program, customer: Customer, at: datetime, now: datetime
-) -> bool:
-    """Move the customer to the tier their spend reaches; a manual tier is left alone."""
-    if customer.tier_manual:
-        return False
-    new = program.tier_for_spend(customer.lifetime_spend_minor)
+def _move(uow: UnitOfWork, customer: Customer, new: Tier, at: datetime, now: datetime) -> bool:
     if new.id == customer.tier_id:
         return False
     old = customer.tier_id
     customer.tier_id = new.id
-    uow.emit(
-        customer.merchant_id,
-        "TierChanged",
-        {"customer_id": customer.id, "from": old, "to": new.id},
-        occurred_at=at,
-        now=now,
-        customer_id=customer.id,
-    )
+    uow.emit(customer.merchant_id, "TierChanged",
+             {"customer_id": customer.id, "from": old, "to": new.id},
+             occurred_at=at, now=now, customer_id=customer.id)
     return True
+
+
+async def _period_spend(uow: UnitOfWork, program: Program, customer: Customer,
+                        at: datetime) -> int:
+    from core.services.facts import month_start, spend_between
+
+    merchant = await uow.session.get(Merchant, customer.merchant_id)
+    assert merchant is not None
+    local = at.astimezone(ZoneInfo(merchant.timezone))
+    start = month_start(local, program.tier_rules.period_months)
+    return await spend_between(uow.session, program, customer.id, start, at)
+
+
+async def measured_tier(uow: UnitOfWork, program: Program, customer: Customer,
+                        at: datetime) -> Tier | None:
+    """The tier the customer's measure reaches now; None where only a single receipt counts."""
+    basis = program.tier_rules.basis
+    if basis == "lifetime_spend":
+        return program.tier_for(Decimal(customer.lifetime_spend_minor) / 100)
+    if basis == "purchase_count":
+        return program.tier_for(Decimal(customer.purchase_count))
+    if basis == "period_spend":
+        return program.tier_for(Decimal(await _period_spend(uow, program, customer, at)) / 100)
+    return None
+
+
+async def after_sale(uow: UnitOfWork, program: Program, customer: Customer, receipt_spend: int,
+                     at: datetime, now: datetime) -> bool:
+    """A sale can only raise the tier; a manual tier is left alone."""
+    if customer.tier_manual:
+        return False
+    if program.tier_rules.basis == "single_receipt":
+        reached: Tier | None = program.tier_for(Decimal(receipt_spend) / 100)
+    else:
+        reached = await measured_tier(uow, program, customer, at)
+    current = program.tier(customer.tier_id)
+    if reached is None or program.tiers.index(reached) <= program.tiers.index(current):
+        return False
+    return _move(uow, customer, reached, at, now)
+
+
+async def reevaluate_tier(uow: UnitOfWork, program: Program, customer: Customer, at: datetime,
+                          now: datetime) -> bool:
+    """After a refund or on the schedule: the measured tier, up or down; manual tiers stay."""
+    if customer.tier_manual:
+        return False
+    reached = await measured_tier(uow, program, customer, at)
+    return False if reached is None else _move(uow, customer, reached, at, now)

@@ -43,7 +43,7 @@ def tier_view(program: Program, tier: Tier, lifetime_spend_minor: int) -> TierVi
     nxt = program.next_tier(tier)
     if nxt is None:
         return TierView(tier.id, tier.name, tier.accrual_percent, None, None)
-    need = int(nxt.threshold_lifetime_spend * 100) - lifetime_spend_minor
+    need = int(nxt.threshold * 100) - lifetime_spend_minor
     return TierView(tier.id, tier.name, tier.accrual_percent, nxt.name, max(need, 0))
 
 

@@ -7,13 +7,29 @@ from decimal import Decimal
 
 import pytest
 
+from core.domain.engine import SaleLine, evaluate, max_redeem
+from core.domain.facts import SaleFacts
 from core.domain.lots import Allocation, Lot, balance_at, plan_spend, plan_take_back
 from core.domain.money import allocate, from_minor, round_cp, to_minor
 from core.domain.program import Program, Tier, default_program
 from core.domain.refunds import LineRequest, LineState, cumulative_delta, plan_refund
-from core.domain.sale import SaleLine, evaluate_sale, max_redeem_cp
 from core.errors import InsufficientPoints, RedeemExceedsLimit, RefundExceedsPurchase, TotalMismatch
 from core.ids import luhn_digit, new_card_number, new_id
+
+NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def facts(available: int = 0) -> SaleFacts:
+    return SaleFacts(local_time=NOW, has_customer=True, available_cp=available, purchase_count=3)
+
+
+def evaluate_sale(program, tier, lines, total, redeem, available):
+    return evaluate(program, tier, lines, total, redeem, facts(available))
+
+
+def max_redeem_cp(program, tier, total, available):
+    cap = int(total * tier.redeem_cap_percent / 100)
+    return max_redeem(program, total, cap, facts(available))
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,7 +89,7 @@ def test_evaluate_sale_allocates_per_line():
     assert quote.discount_minor == 10_000 and quote.accrual_cp == 4_500
     assert [x.discount_minor for x in quote.lines] == [3_000, 7_000]
     assert sum(x.accrued_cp for x in quote.lines) == 4_500
-    assert quote.breakdown == {"base": 4_500}
+    assert quote.breakdown == {"tier": 4_500}
 
 
 def test_evaluate_sale_errors():
@@ -89,7 +105,7 @@ def test_evaluate_sale_errors():
 
 
 def test_nothing_accrues_when_redeeming_if_the_program_says_so():
-    program = Program(accrue_on="nothing_when_redeeming", tiers=[Tier(id="a", name="A")])
+    program = Program(accrual={"on": "nothing_when_redeeming"}, tiers=[Tier(id="a", name="A")])
     quote = evaluate_sale(program, program.tiers[0], [SaleLine("1", 10_000)], 10_000, 100, 1000)
     assert quote.accrual_cp == 0
 

@@ -153,7 +153,7 @@ async def test_merged_balances_add_up_and_the_source_is_gone(client, auth, core,
 async def test_merged_spend_reaches_the_next_tier(core, merchant_id):
     await put_program(core.ctx, merchant_id, {"tiers": [
         {"id": "base", "name": "Base"},
-        {"id": "silver", "name": "Silver", "accrual_percent": "7", "threshold_lifetime_spend": "2500"},
+        {"id": "silver", "name": "Silver", "accrual_percent": "7", "threshold": "2500"},
     ]})
     a = await register(core, merchant_id, TARGET_PHONE)
     b = await register(core, merchant_id, SOURCE_PHONE)

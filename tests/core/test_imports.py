@@ -55,7 +55,7 @@ async def customer_count(core, merchant_id) -> int:
 async def two_tiers(core, merchant_id):
     await put_program(core.ctx, merchant_id, {"tiers": [
         {"id": "base", "name": "Base"},
-        {"id": "gold", "name": "Gold", "accrual_percent": "10", "threshold_lifetime_spend": "50000"},
+        {"id": "gold", "name": "Gold", "accrual_percent": "10", "threshold": "50000"},
     ]})
 
 

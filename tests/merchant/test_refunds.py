@@ -144,7 +144,7 @@ async def test_refund_lowers_lifetime_spend_and_the_tier(client, auth):
     program = {"tiers": [
         {"id": "base", "name": "Base", "accrual_percent": "5"},
         {"id": "gold", "name": "Gold", "accrual_percent": "10",
-         "threshold_lifetime_spend": "5000"}]}
+         "threshold": "5000"}]}
     status, _ = await call(client, "PUT", "/api/v1/program", json=program, headers=auth)
     assert status == 200
     body = await _sale(client, auth, "r1", "6000.00")

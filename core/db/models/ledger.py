@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, UTCDateTime
@@ -22,6 +22,8 @@ class LedgerEntry(Base):
     __table_args__ = (
         Index("ix_ledger_customer_time", "customer_id", "occurred_at", "id"),
         Index("ix_ledger_customer_lots", "customer_id", "remaining_cp"),
+        Index("ix_ledger_merchant_expiry", "merchant_id", "expires_at"),
+        UniqueConstraint("merchant_id", "idempotency_key"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -35,6 +37,10 @@ class LedgerEntry(Base):
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     remaining_cp: Mapped[int | None] = mapped_column(BigInteger)
+    # A lot that may pay only this share of a receipt (thousandths of a percent).
+    redeem_cap_milli: Mapped[int | None] = mapped_column(Integer)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    idempotency_key: Mapped[str | None] = mapped_column(String(160))
     # Source tags: which mechanic, purchase, refund, referral level, campaign, who.
     mechanic: Mapped[str | None] = mapped_column(String(32))
     purchase_id: Mapped[str | None] = mapped_column(ForeignKey("purchases.id"), index=True)

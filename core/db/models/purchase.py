@@ -28,6 +28,7 @@ class Purchase(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     total_minor: Mapped[int] = mapped_column(BigInteger)
     discount_minor: Mapped[int] = mapped_column(BigInteger)
+    promo_discount_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     redeemed_cp: Mapped[int] = mapped_column(BigInteger)
     accrued_cp: Mapped[int] = mapped_column(BigInteger)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)

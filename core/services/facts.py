@@ -1,0 +1,98 @@
+"""Gathering what the engine needs about a customer at a sale's time."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Customer, Merchant, Purchase, PurchaseLine
+from core.domain.facts import CappedPoints, SaleFacts
+from core.domain.mechanics import MonthlyTarget, NthPurchaseFree, Selector
+from core.domain.program import Program
+from core.services.ledger import CustomerLedger
+
+
+def month_start(local: datetime, months_back: int = 0) -> datetime:
+    """The first instant of a calendar month in local time, `months_back` months before."""
+    year, month = local.year, local.month - months_back
+    while month <= 0:
+        year, month = year - 1, month + 12
+    return local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def spend_expr(program: Program) -> ColumnElement[Any]:
+    """What counts as spend: the receipt after promotions (less points when net), less refunds."""
+    spend: ColumnElement[Any] = Purchase.total_minor - Purchase.promo_discount_minor
+    if program.tier_rules.spend == "net":
+        spend = spend - Purchase.discount_minor
+    return spend * (Purchase.total_minor - Purchase.refunded_minor) / Purchase.total_minor
+
+
+def counted_spend(program: Program, purchase: Purchase) -> int:
+    """The spend one purchase counts for, before refunds (the same rule as spend_expr)."""
+    spend = purchase.total_minor - purchase.promo_discount_minor
+    return spend - purchase.discount_minor if program.tier_rules.spend == "net" else spend
+
+
+async def spend_between(session: AsyncSession, program: Program, customer_id: str,
+                        start: datetime, end: datetime) -> int:
+    value = await session.scalar(
+        select(func.coalesce(func.sum(spend_expr(program)), 0)).where(
+            Purchase.customer_id == customer_id, Purchase.occurred_at >= start,
+            Purchase.occurred_at < end)
+    )
+    return int(value or 0)
+
+
+def _matches(selector: Selector) -> ColumnElement[bool]:
+    clauses = []
+    if selector.skus:
+        clauses.append(PurchaseLine.sku.in_(selector.skus))
+    if selector.categories:
+        clauses.append(PurchaseLine.category.in_(selector.categories))
+    return or_(*clauses) if clauses else true()
+
+
+async def sale_facts(session: AsyncSession, merchant: Merchant, program: Program,
+                     customer: Customer | None, ledger: CustomerLedger | None,
+                     at: datetime) -> SaleFacts:
+    local = at.astimezone(ZoneInfo(merchant.timezone))
+    if customer is None or ledger is None:
+        return SaleFacts(local_time=local)
+    uncapped = 0
+    capped: dict[int, int] = defaultdict(int)
+    for lot in ledger.lots.values():
+        if not lot.remaining_cp or lot.available_at is None or lot.available_at > at:
+            continue
+        if lot.occurred_at > at or (lot.expires_at is not None and lot.expires_at <= at):
+            continue
+        if lot.redeem_cap_milli is None:
+            uncapped += lot.remaining_cp
+        else:
+            capped[lot.redeem_cap_milli] += lot.remaining_cp
+    last_month = 0
+    if any(isinstance(m, MonthlyTarget) for m in program.mechanics):
+        last_month = await spend_between(session, program, customer.id,
+                                         month_start(local, 1), month_start(local))
+    nth: dict[str, int] = {}
+    for m in program.mechanics:
+        if isinstance(m, NthPurchaseFree):
+            nth[m.id] = int(await session.scalar(
+                select(func.count(func.distinct(Purchase.id)))
+                .join(PurchaseLine, PurchaseLine.purchase_id == Purchase.id)
+                .where(Purchase.customer_id == customer.id, Purchase.occurred_at < at,
+                       _matches(m.match))
+            ) or 0)
+    return SaleFacts(
+        local_time=local, has_customer=True, available_cp=uncapped,
+        capped=[CappedPoints(k, v) for k, v in sorted(capped.items())],
+        birth_date=customer.birth_date, purchase_count=customer.purchase_count,
+        last_purchase_at=(customer.last_purchase_at.astimezone(local.tzinfo)
+                          if customer.last_purchase_at else None),
+        last_month_spend_minor=last_month, nth_counts=nth,
+    )

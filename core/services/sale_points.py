@@ -1,0 +1,73 @@
+"""What a registered sale does to points: spend, accrue, extend lifetimes, tiers, rewards."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+
+from core.db.models import Customer, LedgerEntry, Merchant, Purchase
+from core.db.uow import UnitOfWork
+from core.domain.engine import SaleQuote, capped_room
+from core.domain.facts import SaleFacts
+from core.domain.money import from_minor
+from core.domain.program import Program
+from core.services import bonuses
+from core.services.facts import counted_spend
+from core.services.jobs import add_job
+from core.services.ledger import CustomerLedger
+from core.services.tiers import after_sale
+
+
+async def apply_points(uow: UnitOfWork, program: Program, merchant: Merchant, customer: Customer,
+                       ledger: CustomerLedger, purchase: Purchase, quote: SaleQuote,
+                       facts: SaleFacts, at: datetime, now: datetime) -> dict[str, int]:
+    """Write the points side of a sale; returns bonus points credited beside the accrual."""
+    tier = program.tier(customer.tier_id)
+    if quote.redeem_cp:
+        payable = purchase.total_minor - purchase.promo_discount_minor
+        ledger.spend("redemption", quote.redeem_cp, at, purchase_id=purchase.id,
+                     cap_limits=capped_room(program, payable, facts))
+        uow.emit(merchant.id, "PointsRedeemed",
+                 {"customer_id": customer.id, "purchase_id": purchase.id,
+                  "points": str(from_minor(quote.redeem_cp))},
+                 occurred_at=at, now=now, customer_id=customer.id)
+    if program.lifetime_from == "last_purchase" and program.lifetime_for(tier):
+        await _extend_lifetimes(uow, customer, at, program.lifetime_for(tier) or 0)
+    if quote.accrual_cp:
+        lot = ledger.credit("accrual", quote.accrual_cp, at,
+                            activation_days=program.activation_delay_days,
+                            lifetime_days=program.lifetime_for(tier),
+                            mechanic="purchase", purchase_id=purchase.id)
+        if program.activation_delay_days and lot.available_at is not None:
+            await add_job(uow.session, "points.activate", f"activate:{lot.id}", lot.available_at,
+                          merchant.id, {"customer_id": customer.id, "lot_id": lot.id}, now)
+        uow.emit(merchant.id, "PointsAccrued",
+                 {"customer_id": customer.id, "purchase_id": purchase.id,
+                  "points": str(from_minor(quote.accrual_cp)),
+                  "available_at": lot.available_at.isoformat() if lot.available_at else None},
+                 occurred_at=at, now=now, customer_id=customer.id)
+    extra: dict[str, int] = {}
+    if facts.first_purchase:
+        extra.update(await bonuses.welcome_on_first_purchase(uow, program, ledger, purchase, at))
+    spend = counted_spend(program, purchase)
+    customer.lifetime_spend_minor += spend
+    customer.purchase_count += 1
+    if customer.last_purchase_at is None or customer.last_purchase_at < at:
+        customer.last_purchase_at = at
+    ledger.refresh_figures(at)
+    await after_sale(uow, program, customer, spend, at, now)
+    base = sum(line.amount_minor - line.discount_minor for line in quote.lines)
+    await bonuses.referral_rewards(uow, program, customer, purchase, base, facts, at, now)
+    return extra
+
+
+async def _extend_lifetimes(uow: UnitOfWork, customer: Customer, at: datetime, days: int) -> None:
+    """Points live `days` from the last purchase: every live purchase lot moves its expiry."""
+    await uow.session.execute(
+        update(LedgerEntry)
+        .where(LedgerEntry.customer_id == customer.id, LedgerEntry.remaining_cp > 0,
+               LedgerEntry.kind == "accrual", LedgerEntry.expires_at > at)
+        .values(expires_at=at + timedelta(days=days))
+        .execution_options(synchronize_session="fetch")
+    )

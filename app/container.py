@@ -7,6 +7,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import text
+
 from app.metrics import Metrics
 from core.config import Settings
 from core.db.engine import Database
@@ -20,6 +22,8 @@ from core.services.context import CoreContext
 from core.services.outbox import Outbox
 
 log = logging.getLogger("kartochka.app")
+LEADER_KEY = 0x6B617274  # "kart": the advisory lock of the one leader process
+LEADER_RETRY_SECONDS = 10.0
 
 
 @dataclass
@@ -32,9 +36,24 @@ class Core:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
-        """The outbox drain and the scheduler, in this process."""
-        self.tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
-        self.tasks.append(asyncio.create_task(self._scheduler(), name="scheduler"))
+        """The outbox drain and the scheduler: in this process, or in the one leader process."""
+        self.tasks.append(asyncio.create_task(self._lead(), name="leader"))
+
+    async def _lead(self) -> None:
+        """Exactly one scheduler and one drain across processes: a PostgreSQL advisory lock.
+
+        SQLite is one process by design, so it leads at once. On PostgreSQL the lock
+        is held by a dedicated connection; if that process dies, another takes over.
+        """
+        if self.ctx.db.is_sqlite:
+            await asyncio.gather(self.outbox.run(), self._scheduler())
+            return
+        while True:
+            async with self.ctx.db.engine.connect() as conn:
+                if await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_KEY}):
+                    log.info("this process runs the scheduler and the outbox drain")
+                    await asyncio.gather(self.outbox.run(), self._scheduler())
+            await asyncio.sleep(LEADER_RETRY_SECONDS)
 
     async def _scheduler(self) -> None:
         while True:

@@ -16,6 +16,7 @@ _PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[^\s\"']+"), r"\1[secret]"),
     (re.compile(r"\bQ[0-9A-HJKMNP-TV-Z]{15}\b"), "[qr]"),
     (re.compile(r"\+\d{10,15}\b"), "[phone]"),
+    (re.compile(r"\+\d{1,3}[\s(-]+\d[\d\s()-]{6,}\d"), "[phone]"),
     (re.compile(r"\+?\b[78][\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}\b"), "[phone]"),
     (re.compile(r"(?<![\d.])\d{8,19}(?![\d.])"), "[number]"),
 ]

@@ -44,17 +44,32 @@ def load_secret_key(settings: Settings) -> bytes:
             "KARTOCHKA_SECRET_KEY is required with this database (several processes share it)"
         )
     key_file = db_file.with_name(db_file.name + ".secret")
-    if key_file.exists():
-        mode = key_file.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise ConfigurationError(f"{key_file} must be readable by its owner only (chmod 600)")
-        return key_file.read_bytes().strip()
+    if not key_file.exists():
+        _generate(key_file)
+    mode = key_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigurationError(f"{key_file} must be readable by its owner only (chmod 600)")
+    key = key_file.read_bytes().strip()
+    if len(key) < 32:
+        raise ConfigurationError(f"{key_file} holds no usable key (at least 32 characters)")
+    return key
+
+
+def _generate(key_file: Path) -> None:
+    """Write a new key atomically: a second process starting at once reads a whole key."""
     key_file.parent.mkdir(parents=True, exist_ok=True)
-    generated = secrets.token_urlsafe(48).encode()
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temp = key_file.with_name(f".{key_file.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(generated + b"\n")
-    return generated
+        fh.write(secrets.token_urlsafe(48).encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(temp, key_file)  # fails if another process won the race; its key stands
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink()
 
 
 class SecretBox:

@@ -310,7 +310,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, entry_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(entry_id)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive time")
+        return when, str(entry_id)
     except (ValueError, TypeError) as exc:
         raise ValidationFailed("cursor is not valid", field="cursor") from exc
 

@@ -60,16 +60,18 @@ def _matches(selector: Selector) -> ColumnElement[bool]:
 
 async def sale_facts(session: AsyncSession, merchant: Merchant, program: Program,
                      customer: Customer | None, ledger: CustomerLedger | None,
-                     at: datetime) -> SaleFacts:
+                     at: datetime, spend_at: datetime) -> SaleFacts:
+    """Facts as of the sale's time `at`; spendable points as of `spend_at` (the booking time)."""
     local = at.astimezone(ZoneInfo(merchant.timezone))
     if customer is None or ledger is None:
         return SaleFacts(local_time=local)
     uncapped = 0
     capped: dict[int, int] = defaultdict(int)
     for lot in ledger.lots.values():
-        if not lot.remaining_cp or lot.available_at is None or lot.available_at > at:
+        if not lot.remaining_cp or lot.available_at is None or lot.available_at > spend_at:
             continue
-        if lot.occurred_at > at or (lot.expires_at is not None and lot.expires_at <= at):
+        if lot.occurred_at > spend_at or (lot.expires_at is not None
+                                          and lot.expires_at <= spend_at):
             continue
         if lot.redeem_cap_milli is None:
             uncapped += lot.remaining_cp

@@ -182,7 +182,7 @@ async def _expire_customer(ctx: CoreContext, merchant_id: str, customer_id: str,
                                       occurred_at=lot.expires_at))
             lot.remaining_cp = 0
             total += amount
-        ledger.refresh_figures(at)
+        ledger.refresh_figures(max(at, now))
         if total:
             uow.emit(merchant_id, "PointsExpired",
                      {"customer_id": customer_id, "points": str(from_minor(total))},
@@ -204,7 +204,7 @@ async def activate_points(ctx: CoreContext, job: Job) -> None:
             return
         ledger = await CustomerLedger(uow.session, customer, now).load()
         lot = await uow.session.get(LedgerEntry, job.payload["lot_id"])
-        ledger.refresh_figures(at)
+        ledger.refresh_figures(max(at, now))
         if lot is not None and lot.remaining_cp:
             uow.emit(job.merchant_id, "PointsActivated",
                      {"customer_id": customer.id, "points": str(from_minor(lot.remaining_cp)),

@@ -8,6 +8,7 @@ in the same transaction. Callers hold the customer's row lock.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,10 +71,11 @@ class CustomerLedger:
         self.lots: dict[str, LedgerEntry] = {}
 
     async def load(self) -> CustomerLedger:
+        # Callers hold the customer's lock: read the lots afresh, not from the identity map.
         rows = await self.session.scalars(
             select(LedgerEntry).where(
                 LedgerEntry.customer_id == self.customer.id, LedgerEntry.remaining_cp > 0
-            )
+            ).execution_options(populate_existing=True)
         )
         self.lots = {row.id: row for row in rows}
         return self
@@ -175,37 +177,42 @@ class CustomerLedger:
             self.customer.debt_cp += short
         return entry
 
-    async def give_back(
-        self, kind: str, spent_entry_ids: list[str], amount_cp: int, occurred_at: datetime, **tags: object
-    ) -> LedgerEntry | None:
-        """Return points to the lots the given debits took them from, latest taken first."""
+    async def give_back(self, kind: str, spent_entry_ids: list[str], amount_cp: int,
+                        occurred_at: datetime, lifetime_days: int | None = None,
+                        **tags: Any) -> int:
+        """Return points to the lots they were taken from, latest taken first; returns the total.
+
+        Points whose lot has expired since are issued again as a new lot living
+        `lifetime_days`: a customer who returns goods gets usable points back.
+        """
         if amount_cp <= 0:
-            return None
-        allocations = list(
-            await self.session.scalars(
-                select(LotAllocation)
-                .where(LotAllocation.entry_id.in_(spent_entry_ids))
-                .order_by(LotAllocation.id.desc())
-            )
-        )
+            return 0
+        allocations = list(await self.session.scalars(
+            select(LotAllocation).where(LotAllocation.entry_id.in_(spent_entry_ids))
+            .order_by(LotAllocation.id.desc())))
         net: dict[str, int] = {}
         for alloc in allocations:
             net[alloc.lot_id] = net.get(alloc.lot_id, 0) + alloc.amount_cp
-        entry = self._entry(kind, amount_cp, occurred_at, **tags)
-        left = amount_cp
+        entry = self._entry(kind, 0, occurred_at, **tags)
+        left, reissue = amount_cp, 0
         for lot_id in dict.fromkeys(a.lot_id for a in allocations):
-            if left <= 0:
-                break
             give = min(net[lot_id], left)
             if give <= 0:
                 continue
             lot = self.lots.get(lot_id) or await self.session.get(LedgerEntry, lot_id)
             assert lot is not None
+            left -= give
+            if lot.expires_at is not None and lot.expires_at <= occurred_at:
+                reissue += give
+                continue
             self.lots[lot_id] = lot
             self._allocate(entry, lot, -give)
-            left -= give
-        entry.amount_cp = amount_cp - left
-        return entry
+            entry.amount_cp += give
+        if not entry.amount_cp:
+            self.session.expunge(entry)
+        if reissue:
+            self.credit(kind, reissue, occurred_at, lifetime_days=lifetime_days, **tags)
+        return entry.amount_cp + reissue
 
     def refresh_figures(self, at: datetime) -> None:
         """Recompute the customer's cached balance figures from the lots."""

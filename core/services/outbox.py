@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -35,6 +36,7 @@ class Outbox:
         self.consumers: dict[str, EventHandler] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._gaps: dict[tuple[str, int], float] = {}
 
     def register(self, name: str, handler: EventHandler) -> None:
         self.consumers[name] = handler
@@ -62,7 +64,7 @@ class Outbox:
             if not events:
                 return delivered
             for event in events:
-                if event.id != position + 1 and self.ctx.now() - event.created_at < GAP_GRACE:
+                if event.id != position + 1 and not self._gap_expired(name, position + 1):
                     return delivered
                 try:
                     await handle(event)
@@ -74,6 +76,18 @@ class Outbox:
                 await self._advance(name, position, event.id)
                 position = event.id
                 delivered += 1
+
+    def _gap_expired(self, name: str, missing: int) -> bool:
+        """A missing id is waited for GAP_GRACE from when it was first noticed, then skipped.
+
+        PostgreSQL hands out ids before commit, so a later id can be visible first;
+        a gap that stays is a rolled-back transaction.
+        """
+        first_seen = self._gaps.setdefault((name, missing), time.monotonic())
+        if time.monotonic() - first_seen < GAP_GRACE.total_seconds():
+            return False
+        del self._gaps[(name, missing)]
+        return True
 
     async def _position(self, name: str) -> int:
         async with self.ctx.uow() as uow:

@@ -78,7 +78,10 @@ async def put_program(ctx: CoreContext, merchant_id: str, document: Any) -> tupl
             )
         )
         for customer in customers:
-            customer.tier_id = program.tier_for_spend(customer.lifetime_spend_minor).id
+            old, customer.tier_id = customer.tier_id, program.start_tier().id
+            uow.emit(merchant_id, "TierChanged",
+                     {"customer_id": customer.id, "from": old, "to": customer.tier_id},
+                     occurred_at=ctx.now(), now=ctx.now(), customer_id=customer.id)
         uow.emit(
             merchant_id,
             "ProgramChanged",

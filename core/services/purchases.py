@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,7 +14,7 @@ from core.db.models import Cashier, Customer, Merchant, Purchase, PurchaseLine, 
 from core.domain.engine import SaleQuote, evaluate
 from core.domain.money import from_minor
 from core.domain.program import Program, Tier
-from core.errors import CustomerNotFound, ReceiptConflict
+from core.errors import CustomerNotFound, ReceiptConflict, ValidationFailed
 from core.ids import new_id
 from core.services.context import CoreContext
 from core.services.customers import find_customer
@@ -24,6 +24,8 @@ from core.services.programs import current_program
 from core.services.sale_points import apply_points
 from core.services.sales_input import SaleInput
 from core.services.views import balance_json, tier_view
+
+FUTURE_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,26 @@ def quote_json(quote: SaleQuote) -> dict[str, Any]:
 async def _quote(session: AsyncSession, merchant: Merchant, program: Program,
                  customer: Customer | None, sale: SaleInput, at: datetime, now: datetime
                  ) -> tuple[SaleQuote, Tier, CustomerLedger | None, Any]:
+    """Rules run at the sale's time; points are spendable as the ledger stands now."""
     ledger = await CustomerLedger(session, customer, now).load() if customer else None
     tier = program.tier(customer.tier_id) if customer else program.start_tier()
-    facts = await sale_facts(session, merchant, program, customer, ledger, at)
+    facts = await sale_facts(session, merchant, program, customer, ledger, at, max(at, now))
     quote = evaluate(program, tier, sale.sale_lines(), sale.total_minor, sale.redeem_cp, facts)
     return quote, tier, ledger, facts
+
+
+def _sale_time(sale: SaleInput, now: datetime) -> datetime:
+    at = sale.occurred_at or now
+    if at > now + FUTURE_SLACK:
+        raise ValidationFailed("occurred_at is more than 5 minutes in the future",
+                               field="occurred_at")
+    return at
 
 
 async def preview_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> dict[str, Any]:
     """What this sale would do, computed exactly as register would; nothing is written."""
     now = ctx.now()
-    at = sale.occurred_at or now
+    at = _sale_time(sale, now)
     async with ctx.db.read() as session:
         merchant = await session.get(Merchant, merchant_id)
         assert merchant is not None
@@ -79,7 +90,7 @@ async def preview_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> d
         body["tier"] = tier_view(program, tier, customer.lifetime_spend_minor if customer else 0
                                  ).to_json()
         body["customer_id"] = customer.id if customer else None
-        body["available"] = _money(ledger.balance(at).available_cp if ledger else 0)
+        body["available"] = _money(ledger.balance(max(at, now)).available_cp if ledger else 0)
         return body
 
 
@@ -121,13 +132,17 @@ async def _customer_of(session: AsyncSession, merchant: Merchant, sale: SaleInpu
 async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
                          digest: str) -> SaleAnswer:
     now = ctx.now()
-    at = sale.occurred_at or now
+    at = _sale_time(sale, now)
     async with ctx.uow() as uow:
         session = uow.session
         merchant = await session.get(Merchant, merchant_id)
         assert merchant is not None
-        # Lock the customer before looking for the receipt: two identical sales in
-        # flight then queue here, and the second finds the first's purchase.
+        # A repeat gets the first answer even if its QR has expired or the card was reissued.
+        previous = await _existing(session, merchant_id, sale.receipt_id, digest)
+        if previous is not None:
+            return previous
+        # Lock the customer, then look again: two identical sales in flight queue on the
+        # lock, and the second finds the first's purchase.
         customer = await _customer_of(session, merchant, sale, at, lock=True)
         previous = await _existing(session, merchant_id, sale.receipt_id, digest)
         if previous is not None:
@@ -154,7 +169,7 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
             extra = await apply_points(uow, program, merchant, customer, ledger, purchase, quote,
                                        facts, at, now)
             body["breakdown"].update({k: _money(v) for k, v in extra.items()})
-            body["balance"] = balance_json(ledger.balance(at), customer.debt_cp)
+            body["balance"] = balance_json(ledger.balance(max(at, now)), customer.debt_cp)
             body["tier"] = tier_view(program, program.tier(customer.tier_id),
                                      customer.lifetime_spend_minor).to_json()
         purchase.response = body

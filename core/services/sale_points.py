@@ -24,9 +24,10 @@ async def apply_points(uow: UnitOfWork, program: Program, merchant: Merchant, cu
                        facts: SaleFacts, at: datetime, now: datetime) -> dict[str, int]:
     """Write the points side of a sale; returns bonus points credited beside the accrual."""
     tier = program.tier(customer.tier_id)
+    book = max(at, now)  # a sale sent late by an offline till spends points as they are now
     if quote.redeem_cp:
         payable = purchase.total_minor - purchase.promo_discount_minor
-        ledger.spend("redemption", quote.redeem_cp, at, purchase_id=purchase.id,
+        ledger.spend("redemption", quote.redeem_cp, book, purchase_id=purchase.id,
                      cap_limits=capped_room(program, payable, facts))
         uow.emit(merchant.id, "PointsRedeemed",
                  {"customer_id": customer.id, "purchase_id": purchase.id,
@@ -55,7 +56,7 @@ async def apply_points(uow: UnitOfWork, program: Program, merchant: Merchant, cu
     customer.purchase_count += 1
     if customer.last_purchase_at is None or customer.last_purchase_at < at:
         customer.last_purchase_at = at
-    ledger.refresh_figures(at)
+    ledger.refresh_figures(book)
     await after_sale(uow, program, customer, spend, at, now)
     base = sum(line.amount_minor - line.discount_minor for line in quote.lines)
     await bonuses.referral_rewards(uow, program, customer, purchase, base, facts, at, now)

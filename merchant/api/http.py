@@ -90,6 +90,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status >= 400:
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         raise
+    except Exception:  # a bug: say so in JSON, keep the details in the log
+        log.exception("unhandled error", extra={"route": request.match_info.route.name})
+        return error_response(500, "internal_error", "something went wrong on our side")
 
 
 def auth_middleware(scopes: dict[str, str]) -> Any:

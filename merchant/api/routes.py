@@ -42,6 +42,8 @@ def _at(request: web.Request) -> datetime | None:
                                field="at") from exc
     if value.tzinfo is None:
         raise ValidationFailed("at must include a time zone", field="at")
+    if not s.EARLIEST <= value <= s.LATEST:
+        raise ValidationFailed("at must be between 2000 and 2100", field="at")
     return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -11,9 +11,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 MAX_MONEY = Decimal("1000000000")
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone, e.g. 2026-03-08T12:00:00+03:00")
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("must be between 2000 and 2100")
     return value
 
 

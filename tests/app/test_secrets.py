@@ -46,3 +46,12 @@ async def test_merchant_secrets_are_encrypted_at_rest(core, merchant_id):
         stored = await session.scalar(select(MerchantSecret.ciphertext))
     assert token not in stored and "AAHdqTcv" not in stored
     assert await get_secret(core.ctx, merchant_id, "telegram_token") == token
+
+
+def test_an_empty_key_file_is_refused(tmp_path):
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/k.db", _env_file=None)
+    key_file = tmp_path / "k.db.secret"
+    key_file.write_bytes(b"")
+    key_file.chmod(0o600)
+    with pytest.raises(ConfigurationError, match="no usable key"):
+        load_secret_key(settings)

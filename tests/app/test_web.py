@@ -37,11 +37,11 @@ async def test_openapi_describes_every_route_with_request_schemas(client):
 
 
 def test_redaction_masks_phones_cards_tokens_and_qr():
-    line = ("phone +79161234567 raw 8 (916) 123-45-67 card 2097177470212 "
+    line = ("phone +79161234567 raw 8 (916) 123-45-67 card 2097177470212 uk +44 20 7946 0958 "
             "bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw key kk_abcDEF123456789xyz "
             "qr Q0123456789ABCDE Authorization: Bearer secret-token at 2026-03-01 09:00:00")
     masked = redact(line)
-    for secret in ("79161234567", "916) 123-45-67", "2097177470212", "AAHdqTcvCH1vGWJx",
+    for secret in ("79161234567", "916) 123-45-67", "2097177470212", "7946 0958", "AAHdqTcvCH1vGWJx",
                    "kk_abcDEF", "Q0123456789ABCDE", "secret-token"):
         assert secret not in masked, secret
     assert "2026-03-01 09:00:00" in masked  # times survive

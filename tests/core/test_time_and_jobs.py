@@ -31,7 +31,7 @@ async def _at(client, auth, cid: str, when) -> dict:
     return body["balance"]
 
 
-async def test_points_are_pending_until_activation_and_gone_after_expiry(client, auth):
+async def test_points_are_pending_until_activation_and_gone_after_expiry(client, auth, clock):
     await call(client, "PUT", "/api/v1/program", json=DELAYED, headers=auth)
     cid = await _customer(client, auth)
     status, sale = await call(client, "POST", "/api/v1/purchases", headers=auth, json={
@@ -47,7 +47,12 @@ async def test_points_are_pending_until_activation_and_gone_after_expiry(client,
     # No job has run: an expired lot is already worth nothing.
     after = await _at(client, auth, cid, START + timedelta(days=75))
     assert after["available"] == "0.00"
-    # Pending points cannot pay; on day 14 they can.
+    # Pending points cannot pay; a sale dated in the future is refused.
+    status, err = await call(client, "POST", "/api/v1/purchases", headers=auth, json={
+        "receipt_id": "r2", "customer": {"phone": PHONE}, "total": "1000.00", "redeem": "50",
+        "occurred_at": (START + timedelta(days=1)).isoformat()})
+    assert status == 422 and err["error"]["field"] == "occurred_at"
+    clock.advance_to(START + timedelta(days=1))
     status, err = await call(client, "POST", "/api/v1/purchases", headers=auth, json={
         "receipt_id": "r2", "customer": {"phone": PHONE}, "total": "1000.00", "redeem": "50",
         "occurred_at": (START + timedelta(days=1)).isoformat()})

@@ -59,6 +59,10 @@ async def test_malformed_body(client, auth, core, registered, raw, status, code)
       "occurred_at": "2026-03-01T10:00:00"}, "occurred_at"),
     ({"receipt_id": "r", "customer": {"phone": PHONE}, "total": "100",
       "lines": [{"line_id": "1", "price": "100", "quantity": "0"}]}, "lines.0.quantity"),
+    ({"receipt_id": "r", "customer": {"phone": PHONE}, "total": "100",
+      "occurred_at": "9999-12-30T00:00:00Z"}, "occurred_at"),
+    ({"receipt_id": "r", "total": "100", "occurred_at": "0001-01-01T00:00:00+05:00"},
+     "occurred_at"),
 ])
 async def test_wrong_types_and_absurd_amounts(client, auth, core, registered, body, field):
     before = await _counts(core)
@@ -148,3 +152,12 @@ async def test_unknown_route_and_method_are_json(client, auth):
     resp = await client.delete("/api/v1/program", headers=auth)
     assert resp.status in (404, 405)
     assert "error" in await resp.json()
+
+
+async def test_absurd_times_and_cursors_are_422(client, auth, registered):
+    cid = registered["id"]
+    for path in (f"/api/v1/customers/{cid}?at=0001-01-01T00:00:00%2B05:00",
+                 f"/api/v1/customers/{cid}?at=2026-01-01T00:00:00",
+                 f"/api/v1/customers/{cid}/ledger?cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgIngiXQ"):
+        status, err = await call(client, "GET", path, headers=auth)
+        assert status == 422, (path, err)

@@ -165,3 +165,36 @@ async def test_refund_of_an_old_receipt_uses_the_refund_time(client, auth, clock
     status, body = await _refund(client, auth, "r1", {"refund_id": "f1"})
     assert status == 201 and body["balance"]["available"] == "0.00"
     assert (await _balance(client, auth, cid))["available"] == "0.00"
+
+
+async def test_refund_after_the_points_expired(client, auth, clock):
+    """Points spent on the sale come back usable; points that expired unspent are no debt."""
+    cid = await _setup(client, auth, "100")
+    await call(client, "PUT", "/api/v1/program", headers=auth, json={
+        "lifetime_days": 30, "tiers": [{"id": "base", "name": "B", "accrual_percent": "5"}]})
+    await _sale(client, auth, "r1", "1000.00", redeem="100")  # the 100 had 365 days; +45 for 30
+    clock.advance_to(START + timedelta(days=400))
+    assert (await _balance(client, auth, cid))["available"] == "0.00"
+    status, body = await _refund(client, auth, "r1", {"refund_id": "f1"})
+    assert status == 201
+    assert body["points_returned"] == "100.00" and body["points_taken_back"] == "0.00"
+    assert body["debt"] == "0.00"
+    balance = await _balance(client, auth, cid)
+    assert balance["available"] == "100.00" and balance["debt"] == "0.00"
+
+
+async def test_a_refund_cannot_predate_its_sale(client, auth):
+    await _setup(client, auth)
+    await _sale(client, auth, "r1", "1000.00")
+    status, err = await _refund(client, auth, "r1", {
+        "refund_id": "f1", "occurred_at": (START - timedelta(hours=1)).isoformat()})
+    assert status == 422 and err["error"]["field"] == "occurred_at"
+
+
+async def test_refund_by_quantity_rounds_like_the_sale(client, auth):
+    await _setup(client, auth)
+    await _sale(client, auth, "r1", "1.55", lines=[
+        {"line_id": "w", "price": "1.03", "quantity": "1.5"}])
+    status, body = await _refund(client, auth, "r1", {"refund_id": "f1", "lines": [
+        {"line_id": "w", "quantity": "1.5"}]})
+    assert status == 201 and body["amount"] == "1.55"

@@ -19,6 +19,7 @@ from core.domain.program import Program
 from core.errors import CardBlocked, CardTaken, CustomerNotFound, ValidationFailed
 from core.ids import new_card_number, new_id, random_code
 from core.phones import normalise_phone
+from core.services import bonuses
 from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger
 from core.services.programs import current_program
@@ -141,6 +142,7 @@ async def _register_once(
         session.add(customer)
         await session.flush()
         await attach_card(session, merchant_id, customer.id, cmd.card, now)
+        await bonuses.welcome_on_registration(uow, program, customer, referrer is not None, now)
         uow.emit(
             merchant_id,
             "CustomerRegistered",

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.models import Customer, Job, LedgerEntry, LotAllocation, Merchant
 from core.domain.money import from_minor
 from core.ids import new_id
+from core.services import daily
 from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger
 from core.services.programs import current_program
@@ -139,7 +140,7 @@ async def _finish(ctx: CoreContext, job: Job, error: str | None) -> None:
 
 @handler("points.expire")
 async def expire_points(ctx: CoreContext, job: Job) -> None:
-    """Record every lot expired by the job's time, refresh figures, schedule tomorrow's sweep."""
+    """The daily sweep: record expired lots, remind of expiring ones, birthday bonuses."""
     at = job.run_at
     assert job.merchant_id is not None
     async with ctx.db.read() as session:
@@ -151,9 +152,12 @@ async def expire_points(ctx: CoreContext, job: Job) -> None:
         ))
     for customer_id in customer_ids:
         await _expire_customer(ctx, job.merchant_id, customer_id, at)
+    async with ctx.db.read() as session:
+        merchant = await session.get(Merchant, job.merchant_id)
+    assert merchant is not None
+    await daily.expiry_reminders(ctx, merchant, at)
+    await daily.birthday_bonuses(ctx, merchant, at)
     async with ctx.uow() as uow:
-        merchant = await uow.session.get(Merchant, job.merchant_id)
-        assert merchant is not None
         await schedule_recurring(uow.session, merchant, at)
         await uow.commit()
 

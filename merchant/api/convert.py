@@ -12,10 +12,12 @@ from merchant.api.schemas import CustomerCreate, CustomerRefIn, RefundIn, SaleIn
 CENT = Decimal("0.01")
 
 
-def ref(value: CustomerRefIn | None) -> CustomerRef | None:
-    if value is None:
-        return None
+def customer_ref(value: CustomerRefIn) -> CustomerRef:
     return CustomerRef(phone=value.phone, card=value.card, qr=value.qr)
+
+
+def ref(value: CustomerRefIn | None) -> CustomerRef | None:
+    return None if value is None else customer_ref(value)
 
 
 def register_command(body: CustomerCreate, channel: str = "api") -> RegisterCustomer:

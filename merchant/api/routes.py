@@ -10,10 +10,10 @@ from pydantic import BaseModel
 
 from core.domain.money import to_minor
 from core.errors import ValidationFailed
-from core.services import customers, programs, purchases, refunds
+from core.services import customers, programs, purchases, refunds, rewards
 from core.services.customers import CustomerRef
 from merchant.api import schemas as s
-from merchant.api.convert import refund_input, register_command, sale_input
+from merchant.api.convert import customer_ref, refund_input, register_command, sale_input
 from merchant.api.http import Handler as HandlerT
 from merchant.api.http import core, identity, json_response, parse_body
 
@@ -119,6 +119,14 @@ async def refund(request: web.Request) -> web.Response:
     return json_response(answer.body, 201 if answer.created else 200)
 
 
+async def redeem_gift(request: web.Request) -> web.Response:
+    body = await parse_body(request, s.GiftRedeemIn)
+    created, answer = await rewards.redeem_gift(
+        core(request), identity(request).merchant_id, customer_ref(body.customer), body.gift_id,
+        body.redemption_id)
+    return json_response(answer, 201 if created else 200)
+
+
 async def get_program(request: web.Request) -> web.Response:
     version, document = await programs.program_document(core(request),
                                                          identity(request).merchant_id)
@@ -157,6 +165,9 @@ ROUTES = [
     Route("POST", "/purchases/{receipt_id}/refunds", "purchases.refund", refund, "till",
           "Refund a sale in full, by amount or by lines; idempotent by refund_id", s.RefundIn,
           {201: s.RefundOut, 200: s.RefundOut, 404: E, 409: E, 422: E}),
+    Route("POST", "/rewards/redeem", "rewards.redeem", redeem_gift, "till",
+          "Spend points on a gift from the catalog; idempotent by redemption_id", s.GiftRedeemIn,
+          {201: s.GiftOut, 200: s.GiftOut, 404: E, 409: E, 422: E}),
     Route("GET", "/program", "program.get", get_program, "admin",
           "The current program document", None, {200: s.ProgramOut}),
     Route("PUT", "/program", "program.put", put_program, "admin",

@@ -261,6 +261,18 @@ class RefundOut(BaseModel):
     balance: BalanceOut | None
 
 
+class GiftRedeemIn(Strict):
+    customer: CustomerRefIn
+    gift_id: str = Field(min_length=1, max_length=32)
+    redemption_id: str = Field(min_length=1, max_length=128)
+
+
+class GiftOut(BaseModel):
+    gift_id: str
+    entry: LedgerEntryOut
+    balance: BalanceOut | None
+
+
 class ProgramOut(BaseModel):
     version: int
     document: dict[str, Any]

@@ -1,0 +1,85 @@
+"""Rewards the till does not carry: the review bonus, and gifts bought with points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.db.models import LedgerEntry, Merchant
+from core.domain.money import from_minor
+from core.errors import Conflict, CustomerNotFound, NotFound
+from core.services import bonuses
+from core.services.context import CoreContext
+from core.services.customers import CustomerRef, find_customer, get_customer
+from core.services.ledger import CustomerLedger
+from core.services.programs import current_program
+from core.services.views import balance_json, entry_json
+
+
+async def credit_review_bonus(ctx: CoreContext, merchant_id: str, customer_id: str,
+                              review_id: str) -> int:
+    """The program's review bonus for a review; once per customer when the program says so."""
+    now = ctx.now()
+    async with ctx.uow() as uow:
+        customer = await get_customer(uow.session, merchant_id, customer_id, lock=True)
+        merchant = await uow.session.get(Merchant, merchant_id)
+        assert merchant is not None
+        program = await current_program(uow.session, merchant)
+        rule = program.bonuses.review
+        if rule is None:
+            return 0
+        key = f"review:{customer_id}" if rule.once else f"review:{customer_id}:{review_id}"
+        taken = await uow.session.scalar(select(LedgerEntry.id).where(
+            LedgerEntry.merchant_id == merchant_id, LedgerEntry.idempotency_key == key))
+        if taken:
+            return 0
+        ledger = await CustomerLedger(uow.session, customer, now).load()
+        lot = bonuses.credit_bonus(uow, program, ledger, "review", rule, now, idempotency_key=key,
+                                   reason=f"review {review_id}")
+        ledger.refresh_figures(now)
+        await uow.commit()
+    return lot.amount_cp if lot else 0
+
+
+async def redeem_gift(ctx: CoreContext, merchant_id: str, ref: CustomerRef, gift_id: str,
+                      redemption_id: str) -> tuple[bool, dict[str, Any]]:
+    """Spend points on a gift from the catalog; idempotent by `redemption_id`."""
+    now = ctx.now()
+    key = f"gift:{redemption_id}"
+    try:
+        async with ctx.uow() as uow:
+            merchant = await uow.session.get(Merchant, merchant_id)
+            assert merchant is not None
+            customer = await find_customer(uow.session, merchant, ref, now, lock=True)
+            if customer is None:
+                raise CustomerNotFound("no customer with this phone, card or qr", field="customer")
+            done = await uow.session.scalar(select(LedgerEntry).where(
+                LedgerEntry.merchant_id == merchant_id, LedgerEntry.idempotency_key == key))
+            if done is not None:
+                if done.customer_id != customer.id or done.reason != gift_id:
+                    raise Conflict("this redemption_id was used for another gift or customer")
+                return False, _gift_json(done, None)
+            program = await current_program(uow.session, merchant)
+            gift = program.gift(gift_id)
+            if gift is None:
+                raise NotFound(f"no gift {gift_id!r} in the catalog", field="gift_id")
+            ledger = await CustomerLedger(uow.session, customer, now).load()
+            entry = ledger.spend("gift", int(gift.points * 100), now, mechanic="gift",
+                                 reason=gift_id, idempotency_key=key)
+            ledger.refresh_figures(now)
+            uow.emit(merchant_id, "GiftRedeemed",
+                     {"customer_id": customer.id, "gift_id": gift_id,
+                      "points": str(from_minor(-entry.amount_cp))},
+                     occurred_at=now, now=now, customer_id=customer.id)
+            await uow.session.flush()
+            answer = _gift_json(entry, balance_json(ledger.balance(now), customer.debt_cp))
+            await uow.commit()
+        return True, answer
+    except IntegrityError:
+        return await redeem_gift(ctx, merchant_id, ref, gift_id, redemption_id)
+
+
+def _gift_json(entry: LedgerEntry, balance: dict[str, Any] | None) -> dict[str, Any]:
+    return {"gift_id": entry.reason, "entry": entry_json(entry), "balance": balance}

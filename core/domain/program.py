@@ -103,6 +103,8 @@ class Program(Model):
     precision: int = Field(default=0, ge=0, le=2)
     rounding: Literal["down", "half_up", "up"] = "down"
     activation_delay_days: int = Field(default=0, ge=0, le=365)
+    # True: points activate at the start of a local day ("the next day" = next midnight).
+    activation_at_day_start: bool = False
     lifetime_days: int | None = Field(default=365, ge=1, le=3650)
     lifetime_from: Literal["accrual", "last_purchase"] = "accrual"
     expiry_reminder_days: int = Field(default=7, ge=0, le=90)

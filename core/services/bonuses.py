@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from sqlalchemy import select
 
-from core.db.models import Customer, LedgerEntry, Purchase
+from core.db.models import Customer, LedgerEntry, Merchant, Purchase
 from core.db.uow import UnitOfWork
 from core.domain.facts import SaleFacts
 from core.domain.mechanics import Bonus
 from core.domain.money import from_minor, round_cp
 from core.domain.program import Program
-from core.services.ledger import CustomerLedger
+from core.services.ledger import CustomerLedger, activation_time
 
 
 def credit_bonus(uow: UnitOfWork, program: Program, ledger: CustomerLedger, mechanic: str,
-                 bonus: Bonus, at: datetime, **tags: object) -> LedgerEntry | None:
+                 bonus: Bonus, at: datetime, **tags: Any) -> LedgerEntry | None:
     """Credit a bonus lot with its own lifetime, activation and redemption cap."""
     points = int(bonus.points * 100)
     if points <= 0:
@@ -92,8 +93,10 @@ async def referral_rewards(uow: UnitOfWork, program: Program, buyer: Customer, p
         points = round_cp(raw, program.precision, program.rounding)
         if points > 0:
             ledger = await CustomerLedger(uow.session, referrer, now).load()
+            merchant = await uow.session.get(Merchant, buyer.merchant_id)
+            assert merchant is not None
             ledger.credit("referral", points, at,
-                          activation_days=program.activation_delay_days,
+                          available_at=activation_time(program, merchant, at),
                           lifetime_days=rules.lifetime_days or program.lifetime_for(
                               program.tier(referrer.tier_id)),
                           mechanic="referral", purchase_id=purchase.id, referral_level=level_no)

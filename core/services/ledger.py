@@ -7,13 +7,14 @@ in the same transaction. Callers hold the customer's row lock.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Customer, LedgerEntry, LotAllocation
+from core.db.models import Customer, LedgerEntry, LotAllocation, Merchant
 from core.domain.lots import Allocation, Balance, Lot, balance_at, plan_spend, plan_take_back
 from core.domain.program import Program
 from core.ids import new_id
@@ -120,11 +121,12 @@ class CustomerLedger:
         *,
         activation_days: int = 0,
         lifetime_days: int | None = None,
+        available_at: datetime | None = None,
         **tags: object,
     ) -> LedgerEntry:
-        """Add a lot; a debt is paid from it first."""
-        available_at = occurred_at + timedelta(days=activation_days)
-        expires_at = available_at + timedelta(days=lifetime_days) if lifetime_days else None
+        """Add a lot; a debt is paid from it first. Lifetime counts from the accrual."""
+        available_at = available_at or occurred_at + timedelta(days=activation_days)
+        expires_at = occurred_at + timedelta(days=lifetime_days) if lifetime_days else None
         lot = self._entry(
             kind,
             amount_cp,
@@ -219,6 +221,15 @@ class CustomerLedger:
         balance = self.balance(at)
         self.customer.available_cp = balance.available_cp
         self.customer.pending_cp = balance.pending_cp
+
+
+def activation_time(program: Program, merchant: Merchant, at: datetime) -> datetime:
+    """When points accrued at `at` become spendable: after the delay, or at a local midnight."""
+    if not program.activation_at_day_start:
+        return at + timedelta(days=program.activation_delay_days)
+    local = at.astimezone(ZoneInfo(merchant.timezone))
+    day = local.date() + timedelta(days=program.activation_delay_days)
+    return datetime.combine(day, time(0), tzinfo=local.tzinfo).astimezone(UTC)
 
 
 def lifetime_days(program: Program, tier_id: str) -> int | None:

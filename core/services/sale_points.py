@@ -15,7 +15,7 @@ from core.domain.program import Program
 from core.services import bonuses
 from core.services.facts import counted_spend
 from core.services.jobs import add_job
-from core.services.ledger import CustomerLedger
+from core.services.ledger import CustomerLedger, activation_time
 from core.services.tiers import after_sale
 
 
@@ -37,7 +37,7 @@ async def apply_points(uow: UnitOfWork, program: Program, merchant: Merchant, cu
         await _extend_lifetimes(uow, customer, at, program.lifetime_for(tier) or 0)
     if quote.accrual_cp:
         lot = ledger.credit("accrual", quote.accrual_cp, at,
-                            activation_days=program.activation_delay_days,
+                            available_at=activation_time(program, merchant, at),
                             lifetime_days=program.lifetime_for(tier),
                             mechanic="purchase", purchase_id=purchase.id)
         if program.activation_delay_days and lot.available_at is not None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
@@ -22,6 +23,7 @@ class UnitOfWork:
         self.db = db
         self.session: AsyncSession = db.write_session()
         self._after_commit = list(after_commit or [])
+        self._events: list[dict[str, Any]] = []
         self.committed = False
 
     async def __aenter__(self) -> UnitOfWork:
@@ -53,17 +55,16 @@ class UnitOfWork:
         customer_id: str | None = None,
     ) -> None:
         """Record an event in this transaction: it exists only if the transaction commits."""
-        self.session.add(
-            OutboxEvent(
-                merchant_id=merchant_id,
-                customer_id=customer_id,
-                type=type_,
-                payload=payload,
-                occurred_at=occurred_at,
-                created_at=now,
-            )
-        )
+        self._events.append({
+            "merchant_id": merchant_id, "customer_id": customer_id, "type": type_,
+            "payload": payload, "occurred_at": occurred_at, "created_at": now,
+        })
 
     async def commit(self) -> None:
+        """Write the collected events in one statement, then commit everything together."""
+        if self._events:
+            await self.session.flush()
+            await self.session.execute(insert(OutboxEvent), self._events)
+            self._events.clear()
         await self.session.commit()
         self.committed = True

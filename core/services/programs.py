@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,12 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Customer, Merchant, ProgramVersion
 from core.domain.program import Program, parse_program
-from core.errors import InvalidProgram
+from core.errors import InvalidProgram, MerchantNotFound
 from core.ids import new_id
 from core.services.context import CoreContext
 
 # Versions never change once written, so a parsed document is cached for good.
 _CACHE: dict[tuple[str, int], Program] = {}
+# Merchants change rarely (a new program version); other processes see a change within this.
+MERCHANT_TTL = 2.0
+_MERCHANTS: dict[str, tuple[float, Merchant]] = {}
+
+
+async def merchant_snapshot(session: AsyncSession, merchant_id: str) -> Merchant:
+    """The merchant row, detached and cached for MERCHANT_TTL seconds (the sale hot path)."""
+    hit = _MERCHANTS.get(merchant_id)
+    if hit is not None and time.monotonic() - hit[0] < MERCHANT_TTL:
+        return hit[1]
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise MerchantNotFound("no such merchant")
+    session.expunge(merchant)
+    _MERCHANTS[merchant_id] = (time.monotonic(), merchant)
+    return merchant
 
 
 async def program_version(session: AsyncSession, merchant_id: str, version: int) -> Program:
@@ -71,6 +88,7 @@ async def put_program(ctx: CoreContext, merchant_id: str, document: Any) -> tupl
             )
         )
         merchant.program_version = version
+        _MERCHANTS.pop(merchant_id, None)
         tier_ids = [t.id for t in program.tiers]
         customers = await uow.session.scalars(
             select(Customer).where(

@@ -20,7 +20,7 @@ from core.services.context import CoreContext
 from core.services.customers import find_customer
 from core.services.facts import sale_facts
 from core.services.ledger import CustomerLedger
-from core.services.programs import current_program
+from core.services.programs import current_program, merchant_snapshot
 from core.services.sale_points import apply_points
 from core.services.sales_input import SaleInput
 from core.services.views import balance_json, tier_view
@@ -81,8 +81,7 @@ async def preview_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> d
     now = ctx.now()
     at = _sale_time(sale, now)
     async with ctx.db.read() as session:
-        merchant = await session.get(Merchant, merchant_id)
-        assert merchant is not None
+        merchant = await merchant_snapshot(session, merchant_id)
         program = await current_program(session, merchant)
         customer = await _customer_of(session, merchant, sale, at)
         quote, tier, ledger, _ = await _quote(session, merchant, program, customer, sale, at, now)
@@ -135,8 +134,7 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
     at = _sale_time(sale, now)
     async with ctx.uow() as uow:
         session = uow.session
-        merchant = await session.get(Merchant, merchant_id)
-        assert merchant is not None
+        merchant = await merchant_snapshot(session, merchant_id)
         # A repeat gets the first answer even if its QR has expired or the card was reissued.
         previous = await _existing(session, merchant_id, sale.receipt_id, digest)
         if previous is not None:
@@ -144,9 +142,11 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
         # Lock the customer, then look again: two identical sales in flight queue on the
         # lock, and the second finds the first's purchase.
         customer = await _customer_of(session, merchant, sale, at, lock=True)
-        previous = await _existing(session, merchant_id, sale.receipt_id, digest)
-        if previous is not None:
-            return previous
+        # (SQLite's BEGIN IMMEDIATE already held the database before the first look.)
+        if not ctx.db.is_sqlite:
+            previous = await _existing(session, merchant_id, sale.receipt_id, digest)
+            if previous is not None:
+                return previous
         program = await current_program(session, merchant)
         quote, tier, ledger, facts = await _quote(session, merchant, program, customer, sale,
                                                   at, now)
@@ -161,8 +161,7 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
             program_version=merchant.program_version, tier_id=tier.id if customer else None,
             breakdown=dict(quote.breakdown), request_digest=digest, response={},
         )
-        session.add(purchase)
-        await session.flush()
+        session.add(purchase)  # inserted with everything else at commit, answer included
         _add_lines(session, purchase, sale, quote)
         body = _sale_json(purchase, quote)
         if customer is not None and ledger is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, UTCDateTime
+
+if TYPE_CHECKING:
+    from core.db.models.purchase import Purchase, Refund
 
 
 class LedgerEntry(Base):
@@ -45,6 +49,10 @@ class LedgerEntry(Base):
     mechanic: Mapped[str | None] = mapped_column(String(32))
     purchase_id: Mapped[str | None] = mapped_column(ForeignKey("purchases.id"), index=True)
     refund_id: Mapped[str | None] = mapped_column(ForeignKey("refunds.id"))
+    # Declared so one flush inserts purchases and refunds before the entries naming them.
+    purchase: Mapped[Purchase | None] = relationship(lazy="raise", viewonly=False,
+                                                     foreign_keys=[purchase_id])
+    refund: Mapped[Refund | None] = relationship(lazy="raise", foreign_keys=[refund_id])
     referral_level: Mapped[int | None] = mapped_column(Integer)
     campaign_id: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(64))

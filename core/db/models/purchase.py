@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db.base import Base, UTCDateTime
 
@@ -46,6 +46,7 @@ class PurchaseLine(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     purchase_id: Mapped[str] = mapped_column(ForeignKey("purchases.id"))
+    purchase: Mapped[Purchase] = relationship(lazy="raise")
     position: Mapped[int] = mapped_column(Integer)
     line_id: Mapped[str] = mapped_column(String(64))
     sku: Mapped[str | None] = mapped_column(String(64))

@@ -43,7 +43,8 @@ async def test_points_are_pending_until_activation_and_gone_after_expiry(client,
     assert day13["pending_lots"] == [{"amount": "100.00", "available_at": "2026-03-15T09:00:00Z"}]
     day14 = await _at(client, auth, cid, START + timedelta(days=14))
     assert (day14["available"], day14["pending"]) == ("100.00", "0.00")
-    assert day14["expiring"] == [{"amount": "100.00", "expires_at": "2026-05-14T09:00:00Z"}]
+    # 60 days from the accrual, not from the activation (the seeds: «с момента начисления»)
+    assert day14["expiring"] == [{"amount": "100.00", "expires_at": "2026-04-30T09:00:00Z"}]
     # No job has run: an expired lot is already worth nothing.
     after = await _at(client, auth, cid, START + timedelta(days=75))
     assert after["available"] == "0.00"

@@ -14,6 +14,10 @@ from core.domain.program import Program
 
 TEMPLATES = Path(__file__).with_name("templates")
 LOCALES = ("ru", "en")
+WORDS = {  # plural forms of the units the texts count in
+    "ru": {"day": ["день", "дня", "дней"], "month": ["месяц", "месяца", "месяцев"]},
+    "en": {"day": ["day", "days"], "month": ["month", "months"]},
+}
 
 
 def plural(n: Decimal | int, forms: list[str], locale: str) -> str:
@@ -33,7 +37,7 @@ def plural(n: Decimal | int, forms: list[str], locale: str) -> str:
 def number(value: Decimal | int, locale: str = "ru") -> str:
     """12.50 → "12,5" in Russian, "12.5" in English; thousands with a thin space / comma."""
     d = Decimal(value)
-    text = f"{d.normalize():f}" if d != d.to_integral_value() else f"{int(d):,}"
+    text = f"{d:,.2f}".rstrip("0").rstrip(".") if d != d.to_integral_value() else f"{int(d):,}"
     if locale == "ru":
         return text.replace(",", "\u202f").replace(".", ",")
     return text
@@ -45,6 +49,7 @@ def _env() -> Environment:
                       autoescape=False, trim_blocks=True, lstrip_blocks=True)  # noqa: S701 - plain text
     env.filters["num"] = number
     env.globals["plural"] = plural
+    env.globals["words"] = WORDS
     return env
 
 

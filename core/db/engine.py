@@ -8,6 +8,7 @@ PostgreSQL the services lock the customer's row with SELECT ... FOR UPDATE.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +30,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
-            kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+            kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 1800}
         elif ":memory:" not in url:
             kwargs = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_timeout": 60}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -38,6 +39,9 @@ class Database:
             self.write_engine = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         else:
             self.write_engine = self.engine
+        # One process, one SQLite writer at a time: queue here rather than in busy_timeout
+        # sleeps (which give long tails). PostgreSQL writers lock rows instead.
+        self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
 

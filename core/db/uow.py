@@ -24,9 +24,13 @@ class UnitOfWork:
         self.session: AsyncSession = db.write_session()
         self._after_commit = list(after_commit or [])
         self._events: list[dict[str, Any]] = []
+        self._locked = False
         self.committed = False
 
     async def __aenter__(self) -> UnitOfWork:
+        if self.db.write_lock is not None:
+            await self.db.write_lock.acquire()
+            self._locked = True
         return self
 
     async def __aexit__(
@@ -40,6 +44,9 @@ class UnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
+            if self._locked and self.db.write_lock is not None:
+                self._locked = False
+                self.db.write_lock.release()
         if self.committed and exc is None:
             for hook in self._after_commit:
                 await hook()

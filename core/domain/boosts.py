@@ -32,8 +32,9 @@ def _now_applies(m: object, facts: SaleFacts) -> bool:
         return now.strftime("%m-%d") in m.dates
     if isinstance(m, HappyHours):
         clock = now.time().replace(tzinfo=None)
+        end = time.max if m.end == "24:00" else time.fromisoformat(m.end)
         return now.isoweekday() in m.weekdays and (
-            time.fromisoformat(m.start) <= clock <= time.fromisoformat(m.end))
+            time.fromisoformat(m.start) <= clock < end)  # [start, end)
     if isinstance(m, BirthdayWindow):
         return in_birthday_window(facts.birth_date, now.date(), m.days_before, m.days_after)
     if isinstance(m, QuickReturn):
@@ -59,10 +60,11 @@ def _receipt_boosts(program: Program, receipt_minor: int, facts: SaleFacts
     return found
 
 
-def line_extra_percents(program: Program, lines: list[SaleLine], bases: list[int],
+def line_extra_percents(program: Program, lines: list[SaleLine], receipt_minor: int,
                         facts: SaleFacts) -> list[dict[str, Decimal]]:
-    """Per line, the extra percents by mechanic id (step 3)."""
-    receipt = [(k, b.extra_percent) for k, b in _receipt_boosts(program, sum(bases), facts)
+    """Per line, the extra percents by mechanic id (step 3); brackets by the receipt before
+    points (`receipt_minor`)."""
+    receipt = [(k, b.extra_percent) for k, b in _receipt_boosts(program, receipt_minor, facts)
                if b.extra_percent]
     result: list[dict[str, Decimal]] = []
     for line in lines:
@@ -75,8 +77,8 @@ def line_extra_percents(program: Program, lines: list[SaleLine], bases: list[int
     return result
 
 
-def fixed_points(program: Program, lines: list[SaleLine], bases: list[int], facts: SaleFacts
-                 ) -> dict[str, Decimal]:
+def fixed_points(program: Program, lines: list[SaleLine], bases: list[int], receipt_minor: int,
+                 facts: SaleFacts) -> dict[str, Decimal]:
     """Fixed points by mechanic id, in hundredths (step 4): after the combined cap."""
     points: dict[str, Decimal] = {}
 
@@ -85,7 +87,7 @@ def fixed_points(program: Program, lines: list[SaleLine], bases: list[int], fact
             points[key] = points.get(key, Decimal(0)) + value * 100
 
     paid = [line for line, base in zip(lines, bases, strict=True) if base > 0]
-    for key, boost in _receipt_boosts(program, sum(bases), facts):
+    for key, boost in _receipt_boosts(program, receipt_minor, facts):
         add(key, boost.points)
     for m in program.mechanics:
         if isinstance(m, Basket) and all(

@@ -128,8 +128,9 @@ def evaluate(program: Program, tier: Tier, lines: list[SaleLine], total_minor: i
     if not program.accrues or not facts.has_customer or (
             program.accrual.on == "nothing_when_redeeming" and redeem_cp > 0):
         bases = [0] * len(lines)
-    accrual, breakdown, weights = _accrual(program, tier, lines, bases, facts)
-    accrued = allocate(accrual, weights if sum(weights) else bases)
+    accrual, breakdown, weights = _accrual(program, tier, lines, bases, sum(payable), facts)
+    # Lines get whole program units (a whole-point program never splits a point).
+    accrued = allocate(accrual, weights if sum(weights) else bases, step_cp(program))
     quotes = [LineQuote(line.line_id, line.amount_minor, p + d, r, a)
               for line, p, d, r, a in zip(lines, promo, point_money, redeemed, accrued,
                                           strict=True)]
@@ -138,13 +139,13 @@ def evaluate(program: Program, tier: Tier, lines: list[SaleLine], total_minor: i
 
 
 def _accrual(program: Program, tier: Tier, lines: list[SaleLine], bases: list[int],
-             facts: SaleFacts) -> tuple[int, dict[str, int], list[int]]:
+             receipt_minor: int, facts: SaleFacts) -> tuple[int, dict[str, int], list[int]]:
     """Points earned (step 3-5): (total, breakdown by mechanic in cp, per-line weights)."""
     if not any(bases):
         return 0, {}, [0] * len(lines)
     exact: dict[str, Decimal] = {}
     per_line = [Decimal(0)] * len(lines)
-    extras = line_extra_percents(program, lines, bases, facts)
+    extras = line_extra_percents(program, lines, receipt_minor, facts)
     cap = program.accrual.combined_cap_percent
     tier_percent = Decimal(0) if tier.points_per else tier.accrual_percent
     for i, base in enumerate(bases):
@@ -166,7 +167,7 @@ def _accrual(program: Program, tier: Tier, lines: list[SaleLine], bases: list[in
         value = Decimal(complete) * tier.points_per.points * 100
         exact["tier"] = exact.get("tier", Decimal(0)) + value
         per_line = [w + value * b / sum(bases) for w, b in zip(per_line, bases, strict=True)]
-    for name, points_cp in fixed_points(program, lines, bases, facts).items():
+    for name, points_cp in fixed_points(program, lines, bases, receipt_minor, facts).items():
         exact[name] = exact.get(name, Decimal(0)) + points_cp
     total = round_cp(sum(exact.values(), Decimal(0)), program.precision, program.rounding)
     total = max(total, 0)

@@ -34,8 +34,14 @@ class Item:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def _goods(selector: Selector) -> dict[str, Any]:
-    return {"skus": list(selector.skus), "categories": list(selector.categories)}
+def _name(program: Program, category: str) -> str:
+    return program.category_names.get(category, category)
+
+
+def _goods(selector: Selector, program: Program | None = None) -> dict[str, Any]:
+    names = program.category_names if program else {}
+    return {"skus": list(selector.skus),
+            "categories": [names.get(c, c) for c in selector.categories]}
 
 
 def _tiers(program: Program) -> list[Item]:
@@ -46,6 +52,7 @@ def _tiers(program: Program) -> list[Item]:
             "name": tier.name, "threshold": tier.threshold, "basis": basis,
             "months": program.tier_rules.period_months,
             "redeem_cap": tier.redeem_cap_percent, "discount": tier.discount_percent,
+            "referral": list(tier.referral_percents or []),
         }
         if tier.points_per is not None:
             params |= {"per_amount": tier.points_per.amount, "points": tier.points_per.points}
@@ -62,14 +69,16 @@ def _points_rules(program: Program) -> list[Item]:
             {"name": g.name, "points": g.points} for g in program.gifts]}))
     caps = program.redemption.cap_by_category
     if caps:
-        items.append(Item("category_caps", {"caps": dict(caps)}))
+        items.append(Item("category_caps", {"caps": {_name(program, c): v for c, v in caps.items()}}))
     if program.redemption.excluded_categories:
-        items.append(Item("no_redeem_on", {"categories": program.redemption.excluded_categories}))
+        items.append(Item("no_redeem_on", {"categories": [
+            _name(program, c) for c in program.redemption.excluded_categories]}))
     if program.redemption.first_purchase_cap_percent is not None:
         items.append(Item("first_purchase_cap",
                           {"percent": program.redemption.first_purchase_cap_percent}))
     if program.accrual.excluded_categories:
-        items.append(Item("no_accrual_on", {"categories": program.accrual.excluded_categories}))
+        items.append(Item("no_accrual_on", {"categories": [
+            _name(program, c) for c in program.accrual.excluded_categories]}))
     if program.accrual.on == "nothing_when_redeeming":
         items.append(Item("no_accrual_when_redeeming"))
     if program.activation_delay_days or program.activation_at_day_start:
@@ -87,17 +96,17 @@ def _points_rules(program: Program) -> list[Item]:
     return items
 
 
-def _mechanic(m: object) -> Item | None:
+def _mechanic(m: object, program: Program) -> Item | None:
     boost = {"extra_percent": getattr(m, "extra_percent", Decimal(0)),
              "points": getattr(m, "points", Decimal(0))}
     if isinstance(m, CategoryBonus):
-        return Item("category_bonus", boost | _goods(m.match) | {"per_unit": m.per_unit})
+        return Item("category_bonus", boost | _goods(m.match, program) | {"per_unit": m.per_unit})
     if isinstance(m, Basket):
-        return Item("basket", boost | {"groups": [_goods(s) for s in m.all_of]})
+        return Item("basket", boost | {"groups": [_goods(s, program) for s in m.all_of]})
     if isinstance(m, Quantity):
-        return Item("quantity", boost | _goods(m.match) | {"min_units": m.min_units})
+        return Item("quantity", boost | _goods(m.match, program) | {"min_units": m.min_units})
     if isinstance(m, NthPurchaseFree):
-        return Item("nth_free", _goods(m.match) | {"every": m.every})
+        return Item("nth_free", _goods(m.match, program) | {"every": m.every})
     if isinstance(m, MonthlyTarget):
         return Item("monthly_target", {"spend": m.spend, "extra_percent": m.extra_percent})
     if isinstance(m, EventDates):
@@ -114,7 +123,7 @@ def _mechanic(m: object) -> Item | None:
     if isinstance(m, QuickReturn):
         return Item("quick_return", boost | {"days": m.within_days})
     if isinstance(m, LinePromo):
-        return Item("line_promo", _goods(m.match) | {"nth": m.nth_unit,
+        return Item("line_promo", _goods(m.match, program) | {"nth": m.nth_unit,
                                                      "percent": m.discount_percent})
     return None
 
@@ -136,13 +145,16 @@ def _bonuses(program: Program) -> list[Item]:
         levels = [{"percent": lv.percent, "per_amount": lv.per_amount, "points": lv.points}
                   for lv in b.referral.levels]
         friend = b.referral.friend_bonus.points if b.referral.friend_bonus else None
+        by_tier = any(t.referral_percents for t in program.tiers)
         items.append(Item("referral", {"levels": levels, "friend_points": friend,
-                                       "first_only": b.referral.on == "first_purchase"}))
+                                       "first_only": b.referral.on == "first_purchase",
+                                       "by_tier": by_tier,
+                                       "rate_from": b.referral.rate_from}))
     return items
 
 
 def describe(program: Program) -> list[Item]:
     """The program as items, in the order a customer reads them."""
     items = _tiers(program) + _points_rules(program)
-    items += [item for m in program.mechanics if (item := _mechanic(m)) is not None]
+    items += [item for m in program.mechanics if (item := _mechanic(m, program)) is not None]
     return items + _bonuses(program)

@@ -23,14 +23,15 @@ class SaleFacts:
     available_cp: int = 0  # spendable without a cap of their own
     capped: list[CappedPoints] = field(default_factory=list)
     birth_date: date | None = None
-    purchase_count: int = 0  # purchases before this one
-    last_purchase_at: datetime | None = None
+    purchase_count: int = 0  # purchases before this one (fully refunded ones do not count)
+    last_purchase_at: datetime | None = None  # never cleared, refunds or not
     last_month_spend_minor: int = 0
     nth_counts: dict[str, int] = field(default_factory=dict)  # mechanic id -> earlier purchases
 
     @property
     def first_purchase(self) -> bool:
-        return self.has_customer and self.purchase_count == 0
+        """The customer's first purchase ever: a refunded first purchase still was one."""
+        return self.has_customer and self.purchase_count == 0 and self.last_purchase_at is None
 
 
 def in_birthday_window(birth: date | None, today: date, before: int, after: int) -> bool:

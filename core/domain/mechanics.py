@@ -15,7 +15,7 @@ Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=6, decimal_places=3)
 Amount = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), decimal_places=2)]
 PointsAmount = Annotated[Decimal, Field(ge=0, le=Decimal("1e9"), decimal_places=2)]
 Days = Annotated[int, Field(ge=0, le=3650)]
-HHMM = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+HHMM = Annotated[str, Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
 MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
 
 
@@ -118,7 +118,7 @@ class HappyHours(Boost):
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
     start: HHMM = "00:00"
-    end: HHMM = "23:59"
+    end: HHMM = "24:00"  # exclusive: [start, end)
 
 
 class BirthdayWindow(Boost):

@@ -69,6 +69,9 @@ class TierRules(Model):
     period_months: int = Field(default=12, ge=1, le=60)
     spend: Literal["net", "gross"] = "net"
     start_tier: str | None = None
+    # on_purchase: a sale raises the tier at once; on_review: only the monthly review
+    # (the night of the 1st) moves it, up or down.
+    changes: Literal["on_purchase", "on_review"] = "on_purchase"
 
 
 class Accrual(Model):
@@ -115,6 +118,7 @@ class Program(Model):
     mechanics: list[Mechanic] = Field(default_factory=list, max_length=50)
     bonuses: Bonuses = Field(default_factory=Bonuses)
     gifts: list[Gift] = Field(default_factory=list, max_length=200)
+    category_names: dict[str, str] = Field(default_factory=dict)  # what customers read
 
     @model_validator(mode="after")
     def _consistent(self) -> Program:

@@ -23,29 +23,50 @@ def _unit_price(line: SaleLine) -> int:
     return _floor(Decimal(line.amount_minor) / line.quantity) if line.quantity else 0
 
 
+def _cheapest_units(lines: list[SaleLine], matching: list[int], count: int) -> list[int]:
+    """Line indexes of the `count` cheapest matching units (a line appears once per unit)."""
+    units = sorted((_unit_price(lines[i]), i) for i in matching
+                   for _ in range(int(lines[i].quantity)))
+    return [i for _, i in units[:count]]
+
+
+def _discount_units(lines: list[SaleLine], off: list[int], picks: list[int],
+                    percent: Decimal) -> int:
+    """Take `percent` off one unit of each picked line; returns the money taken off."""
+    total = 0
+    for i in picks:
+        cut = min(_floor(Decimal(_unit_price(lines[i])) * percent / 100),
+                  lines[i].amount_minor - off[i])
+        off[i] += cut
+        total += cut
+    return total
+
+
 def line_discounts(program: Program, tier: Tier, lines: list[SaleLine], facts: SaleFacts
                    ) -> tuple[list[int], dict[str, int]]:
-    """Money off per line for promotions and the tier's discount; breakdown in kopecks (negative)."""
+    """Money off per line for promotions and the tier's discount; breakdown in kopecks (negative).
+
+    "1+1" and "second item −50%" count units across all matching lines of the receipt and
+    discount the cheapest; "every Nth free" counts units across the customer's purchases.
+    """
     off = [0] * len(lines)
     breakdown: dict[str, int] = {}
-    for mechanic in program.mechanics:
-        if isinstance(mechanic, LinePromo):
-            for i, line in enumerate(lines):
-                if not mechanic.match.matches(line.sku, line.category):
-                    continue
-                units = int(line.quantity) // mechanic.nth_unit
-                cut = _floor(Decimal(units * _unit_price(line)) * mechanic.discount_percent / 100)
-                cut = min(cut, line.amount_minor - off[i])
-                off[i] += cut
-                breakdown[mechanic.id] = breakdown.get(mechanic.id, 0) - cut
-        elif isinstance(mechanic, NthPurchaseFree) and facts.has_customer:
-            done = facts.nth_counts.get(mechanic.id, 0)
-            matching = [i for i, x in enumerate(lines) if mechanic.match.matches(x.sku, x.category)]
-            if matching and (done + 1) % mechanic.every == 0:
-                cheapest = min(matching, key=lambda i: _unit_price(lines[i]))
-                cut = min(_unit_price(lines[cheapest]), lines[cheapest].amount_minor - off[cheapest])
-                off[cheapest] += cut
-                breakdown[mechanic.id] = breakdown.get(mechanic.id, 0) - cut
+    for m in program.mechanics:
+        if not isinstance(m, LinePromo | NthPurchaseFree):
+            continue
+        matching = [i for i, x in enumerate(lines) if m.match.matches(x.sku, x.category)]
+        units = sum(int(lines[i].quantity) for i in matching)
+        if isinstance(m, LinePromo):
+            cut = _discount_units(lines, off, _cheapest_units(lines, matching, units // m.nth_unit),
+                                  m.discount_percent)
+        elif facts.has_customer:
+            done = facts.nth_counts.get(m.id, 0)
+            free = (done + units) // m.every - done // m.every
+            cut = _discount_units(lines, off, _cheapest_units(lines, matching, free), Decimal(100))
+        else:
+            cut = 0
+        if cut:
+            breakdown[m.id] = breakdown.get(m.id, 0) - cut
     if tier.discount_percent and program.kind in ("discount", "both") and facts.has_customer:
         total = 0
         for i, line in enumerate(lines):

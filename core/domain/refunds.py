@@ -32,11 +32,19 @@ class LineRequest:
     amount_minor: int | None = None
 
 
-def cumulative_delta(value: int, before: int, after: int, whole: int) -> int:
-    """How much of `value` moves when the refunded part of `whole` grows from before to after."""
+def cumulative_delta(value: int, before: int, after: int, whole: int, step: int = 1) -> int:
+    """How much of `value` moves when the refunded part of `whole` grows from before to after.
+
+    In multiples of `step` (a whole-point program moves whole points); a full refund
+    still moves all of `value` when `value` is a multiple of `step`.
+    """
     if whole <= 0:
         return 0
-    return value * after // whole - value * before // whole
+
+    def moved(part: int) -> int:
+        return value * part // whole // step * step if part < whole else value
+
+    return moved(after) - moved(before)
 
 
 def plan_refund(

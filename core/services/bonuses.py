@@ -17,15 +17,18 @@ from core.domain.program import Program
 from core.services.ledger import CustomerLedger, activation_time
 
 
-def credit_bonus(uow: UnitOfWork, program: Program, ledger: CustomerLedger, mechanic: str,
+async def credit_bonus(uow: UnitOfWork, program: Program, ledger: CustomerLedger, mechanic: str,
                  bonus: Bonus, at: datetime, **tags: Any) -> LedgerEntry | None:
     """Credit a bonus lot with its own lifetime, activation and redemption cap."""
     points = int(bonus.points * 100)
     if points <= 0:
         return None
     tier = program.tier(ledger.customer.tier_id)
+    merchant = await uow.session.get(Merchant, ledger.customer.merchant_id)
+    assert merchant is not None
     lot = ledger.credit(
-        "bonus", points, at, activation_days=bonus.activation_days,
+        "bonus", points, at,
+        available_at=activation_time(program, merchant, at, bonus.activation_days),
         lifetime_days=bonus.lifetime_days or program.lifetime_for(tier), mechanic=mechanic,
         **tags)
     if bonus.redeem_cap_percent is not None:
@@ -47,9 +50,9 @@ async def welcome_on_registration(uow: UnitOfWork, program: Program, customer: C
         return
     ledger = await CustomerLedger(uow.session, customer, at).load()
     if welcome and welcome.on == "registration":
-        credit_bonus(uow, program, ledger, "welcome", welcome, at)
+        await credit_bonus(uow, program, ledger, "welcome", welcome, at)
     if gives_friend and referral is not None and referral.friend_bonus is not None:
-        credit_bonus(uow, program, ledger, "referral_friend", referral.friend_bonus, at)
+        await credit_bonus(uow, program, ledger, "referral_friend", referral.friend_bonus, at)
     ledger.refresh_figures(at)
 
 
@@ -58,7 +61,12 @@ async def welcome_on_first_purchase(uow: UnitOfWork, program: Program, ledger: C
     welcome = program.bonuses.welcome
     if welcome is None or welcome.on != "first_purchase":
         return {}
-    lot = credit_bonus(uow, program, ledger, "welcome", welcome, at, purchase_id=purchase.id)
+    key = f"welcome:{ledger.customer.id}"
+    if await uow.session.scalar(select(LedgerEntry.id).where(
+            LedgerEntry.merchant_id == purchase.merchant_id, LedgerEntry.idempotency_key == key)):
+        return {}  # the first purchase was refunded; the welcome bonus is given once
+    lot = await credit_bonus(uow, program, ledger, "welcome", welcome, at,
+                             purchase_id=purchase.id, idempotency_key=key)
     return {"welcome": lot.amount_cp} if lot else {}
 
 
@@ -81,7 +89,9 @@ async def referral_rewards(uow: UnitOfWork, program: Program, buyer: Customer, p
             .with_for_update())
         if referrer is None:
             break
-        rate_tier = program.tier(buyer.tier_id if rules.rate_from == "buyer" else referrer.tier_id)
+        # The buyer's rate is the tier the sale was made at (a crossing sale keeps the old one).
+        rate_tier = program.tier(purchase.tier_id if rules.rate_from == "buyer"
+                                 else referrer.tier_id)
         percent = level.percent
         if rate_tier.referral_percents and len(rate_tier.referral_percents) >= level_no:
             percent = rate_tier.referral_percents[level_no - 1]

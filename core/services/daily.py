@@ -49,7 +49,7 @@ async def birthday_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -
                     select(Customer).where(Customer.id == customer_id).with_for_update())
                 assert customer is not None
                 ledger = await CustomerLedger(uow.session, customer, ctx.now()).load()
-                lot = bonuses.credit_bonus(uow, program, ledger, "birthday", rule, at,
+                lot = await bonuses.credit_bonus(uow, program, ledger, "birthday", rule, at,
                                            idempotency_key=f"birthday:{customer_id}:{target.year}")
                 ledger.refresh_figures(max(at, ctx.now()))
                 await uow.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select, true
@@ -25,27 +25,19 @@ def month_start(local: datetime, months_back: int = 0) -> datetime:
     return local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def spend_expr(program: Program) -> ColumnElement[Any]:
-    """What counts as spend: the receipt after promotions (less points when net), less refunds."""
-    spend: ColumnElement[Any] = Purchase.total_minor - Purchase.promo_discount_minor
-    if program.tier_rules.spend == "net":
-        spend = spend - Purchase.discount_minor
-    return spend * (Purchase.total_minor - Purchase.refunded_minor) / Purchase.total_minor
-
-
 def counted_spend(program: Program, purchase: Purchase) -> int:
-    """The spend one purchase counts for, before refunds (the same rule as spend_expr)."""
+    """What one purchase counts for tiers: after promotions, less points when net."""
     spend = purchase.total_minor - purchase.promo_discount_minor
     return spend - purchase.discount_minor if program.tier_rules.spend == "net" else spend
 
 
-async def spend_between(session: AsyncSession, program: Program, customer_id: str,
-                        start: datetime, end: datetime) -> int:
+async def spend_between(session: AsyncSession, customer_id: str, start: datetime,
+                        end: datetime, *, inclusive: bool = False) -> int:
+    """Spend of purchases from `start` to `end` (refunds deducted)."""
+    until = Purchase.occurred_at <= end if inclusive else Purchase.occurred_at < end
     value = await session.scalar(
-        select(func.coalesce(func.sum(spend_expr(program)), 0)).where(
-            Purchase.customer_id == customer_id, Purchase.occurred_at >= start,
-            Purchase.occurred_at < end)
-    )
+        select(func.coalesce(func.sum(Purchase.spend_minor - Purchase.refunded_spend_minor), 0))
+        .where(Purchase.customer_id == customer_id, Purchase.occurred_at >= start, until))
     return int(value or 0)
 
 
@@ -79,17 +71,20 @@ async def sale_facts(session: AsyncSession, merchant: Merchant, program: Program
             capped[lot.redeem_cap_milli] += lot.remaining_cp
     last_month = 0
     if any(isinstance(m, MonthlyTarget) for m in program.mechanics):
-        last_month = await spend_between(session, program, customer.id,
-                                         month_start(local, 1), month_start(local))
+        last_month = await spend_between(session, customer.id, month_start(local, 1),
+                                         month_start(local))
     nth: dict[str, int] = {}
     for m in program.mechanics:
         if isinstance(m, NthPurchaseFree):
-            nth[m.id] = int(await session.scalar(
-                select(func.count(func.distinct(Purchase.id)))
-                .join(PurchaseLine, PurchaseLine.purchase_id == Purchase.id)
+            # Units of matching goods bought before, net of refunded lines.
+            rows = await session.execute(
+                select(PurchaseLine.quantity, PurchaseLine.amount_minor,
+                       PurchaseLine.refunded_minor)
+                .join(Purchase, PurchaseLine.purchase_id == Purchase.id)
                 .where(Purchase.customer_id == customer.id, Purchase.occurred_at < at,
-                       _matches(m.match))
-            ) or 0)
+                       _matches(m.match)))
+            nth[m.id] = sum(int(Decimal(q or 1)) for q, amount, refunded in rows
+                            if refunded < amount)
     return SaleFacts(
         local_time=local, has_customer=True, available_cp=uncapped,
         capped=[CappedPoints(k, v) for k, v in sorted(capped.items())],

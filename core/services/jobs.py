@@ -232,6 +232,6 @@ async def review_tiers(ctx: CoreContext, job: Job) -> None:
                                    Customer.deleted_at.is_(None), Customer.tier_manual.is_(False))
         )
         for customer in customers:
-            await reevaluate_tier(uow, program, customer, at, now)
+            await reevaluate_tier(uow, program, customer, at, now, scheduled=True)
         await schedule_recurring(uow.session, merchant, at)
         await uow.commit()

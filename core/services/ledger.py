@@ -214,7 +214,24 @@ class CustomerLedger:
             self.session.expunge(entry)
         if reissue:
             self.credit(kind, reissue, occurred_at, lifetime_days=lifetime_days, **tags)
+        elif entry.amount_cp:
+            self._settle_debt(occurred_at, purchase_id=tags.get("purchase_id"))
         return entry.amount_cp + reissue
+
+    def _settle_debt(self, at: datetime, **tags: Any) -> None:
+        """Points coming back pay an outstanding debt first, as new accruals do."""
+        if self.customer.debt_cp <= 0:
+            return
+        plan, short = plan_take_back([as_lot(e) for e in self.lots.values()], at,
+                                     self.customer.debt_cp)
+        paid = self.customer.debt_cp - short
+        if paid <= 0:
+            return
+        entry = self._entry("debt_settlement", -paid, at, **tags)
+        entry.debt_cp = -paid
+        self.customer.debt_cp -= paid
+        for lot_id, take in plan:
+            self._allocate(entry, self.lots[lot_id], take)
 
     def refresh_figures(self, at: datetime) -> None:
         """Recompute the customer's cached balance figures from the lots."""
@@ -223,12 +240,15 @@ class CustomerLedger:
         self.customer.pending_cp = balance.pending_cp
 
 
-def activation_time(program: Program, merchant: Merchant, at: datetime) -> datetime:
-    """When points accrued at `at` become spendable: after the delay, or at a local midnight."""
-    if not program.activation_at_day_start:
-        return at + timedelta(days=program.activation_delay_days)
+def activation_time(program: Program, merchant: Merchant, at: datetime,
+                    days: int | None = None) -> datetime:
+    """When points credited at `at` become spendable: after the delay (the program's, or
+    `days` for a bonus with its own), or at a local midnight with activation_at_day_start."""
+    delay = program.activation_delay_days if days is None else days
+    if not program.activation_at_day_start or delay == 0:
+        return at + timedelta(days=delay)
     local = at.astimezone(ZoneInfo(merchant.timezone))
-    day = local.date() + timedelta(days=program.activation_delay_days)
+    day = local.date() + timedelta(days=delay)
     return datetime.combine(day, time(0), tzinfo=local.tzinfo).astimezone(UTC)
 
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from core.db.models import OutboxEvent, OutboxOffset
+from core.db.uow import UnitOfWork
 from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.outbox")
@@ -63,19 +64,27 @@ class Outbox:
                 ))
             if not events:
                 return delivered
+            start = position
+            stop = False
             for event in events:
                 if event.id != position + 1 and not self._gap_expired(name, position + 1):
-                    return delivered
+                    stop = True
+                    break
                 try:
                     await handle(event)
                 except Exception:
                     log.exception("outbox consumer failed; will retry",
                                   extra={"consumer": name, "event_id": event.id,
                                          "merchant_id": event.merchant_id})
-                    return delivered
-                await self._advance(name, position, event.id)
+                    stop = True
+                    break
                 position = event.id
                 delivered += 1
+            if position != start:
+                # Once per batch: a crash re-delivers at most one batch (consumers are idempotent).
+                await self._advance(name, start, position)
+            if stop:
+                return delivered
 
     def _gap_expired(self, name: str, missing: int) -> bool:
         """A missing id is waited for GAP_GRACE from when it was first noticed, then skipped.
@@ -90,7 +99,7 @@ class Outbox:
         return True
 
     async def _position(self, name: str) -> int:
-        async with self.ctx.uow() as uow:
+        async with UnitOfWork(self.ctx.db) as uow:  # no after-commit kick: it would wake us
             row = await uow.session.get(OutboxOffset, name)
             if row is None:
                 uow.session.add(OutboxOffset(consumer=name, last_event_id=0, updated_at=self.ctx.now()))
@@ -99,7 +108,7 @@ class Outbox:
             return row.last_event_id
 
     async def _advance(self, name: str, old: int, new: int) -> None:
-        async with self.ctx.uow() as uow:
+        async with UnitOfWork(self.ctx.db) as uow:
             await uow.session.execute(
                 update(OutboxOffset).where(OutboxOffset.consumer == name,
                                            OutboxOffset.last_event_id == old)

@@ -23,7 +23,7 @@ from core.services.ledger import CustomerLedger
 from core.services.programs import current_program, merchant_snapshot
 from core.services.sale_points import apply_points
 from core.services.sales_input import SaleInput
-from core.services.views import balance_json, tier_view
+from core.services.views import balance_json, tier_json
 
 FUTURE_SLACK = timedelta(minutes=5)
 
@@ -86,8 +86,7 @@ async def preview_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> d
         customer = await _customer_of(session, merchant, sale, at)
         quote, tier, ledger, _ = await _quote(session, merchant, program, customer, sale, at, now)
         body = quote_json(quote)
-        body["tier"] = tier_view(program, tier, customer.lifetime_spend_minor if customer else 0
-                                 ).to_json()
+        body["tier"] = await tier_json(session, program, customer, at)
         body["customer_id"] = customer.id if customer else None
         body["available"] = _money(ledger.balance(max(at, now)).available_cp if ledger else 0)
         return body
@@ -108,8 +107,9 @@ async def register_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> 
 
 async def _existing(session: AsyncSession, merchant_id: str, receipt_id: str,
                     digest: str) -> SaleAnswer | None:
-    found = await session.scalar(select(Purchase).where(
-        Purchase.merchant_id == merchant_id, Purchase.receipt_id == receipt_id))
+    found = (await session.execute(
+        select(Purchase.id, Purchase.request_digest, Purchase.response).where(
+            Purchase.merchant_id == merchant_id, Purchase.receipt_id == receipt_id))).first()
     if found is None:
         return None
     if found.request_digest != digest:
@@ -142,11 +142,11 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
         # Lock the customer, then look again: two identical sales in flight queue on the
         # lock, and the second finds the first's purchase.
         customer = await _customer_of(session, merchant, sale, at, lock=True)
-        # (SQLite's BEGIN IMMEDIATE already held the database before the first look.)
-        if not ctx.db.is_sqlite:
-            previous = await _existing(session, merchant_id, sale.receipt_id, digest)
-            if previous is not None:
-                return previous
+        # A twin that won the lock meanwhile is caught by the unique receipt: register_sale
+        # retries, and the first look above then finds it. The clock is read again: a sale
+        # that waited for the lock sees what was committed before it.
+        now = max(now, ctx.now())
+        at = sale.occurred_at or now
         program = await current_program(session, merchant)
         quote, tier, ledger, facts = await _quote(session, merchant, program, customer, sale,
                                                   at, now)
@@ -169,8 +169,7 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
                                        facts, at, now)
             body["breakdown"].update({k: _money(v) for k, v in extra.items()})
             body["balance"] = balance_json(ledger.balance(max(at, now)), customer.debt_cp)
-            body["tier"] = tier_view(program, program.tier(customer.tier_id),
-                                     customer.lifetime_spend_minor).to_json()
+            body["tier"] = await tier_json(session, program, customer, max(at, now))
         purchase.response = body
         uow.emit(merchant_id, "PurchaseRegistered",
                  {"purchase_id": purchase.id, "receipt_id": sale.receipt_id,
@@ -218,14 +217,23 @@ def _add_lines(session: AsyncSession, purchase: Purchase, sale: SaleInput,
         ))
 
 
+_CODES: dict[tuple[str, str, str], str] = {}  # (merchant, table, code) -> id; rows never change
+
+
 async def _code_row(session: AsyncSession, model: type[Store] | type[Cashier], merchant_id: str,
                     code: str | None, now: datetime) -> str | None:
     """The id of the integrator's store or cashier code, created on first use."""
     if not code:
         return None
+    key = (merchant_id, model.__tablename__, code)
+    if key in _CODES:
+        return _CODES[key]
     found: str | None = await session.scalar(
         select(model.id).where(model.merchant_id == merchant_id, model.code == code))
     if found is not None:
+        if len(_CODES) > 100_000:
+            _CODES.clear()
+        _CODES[key] = found
         return found
     row = model(id=new_id("sto" if model is Store else "csh"), merchant_id=merchant_id,
                 code=code, created_at=now)

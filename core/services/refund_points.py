@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from core.db.models import Customer, LedgerEntry, LotAllocation, Purchase, Refund
 from core.db.uow import UnitOfWork
+from core.domain.engine import step_cp
 from core.domain.money import from_minor
 from core.domain.refunds import cumulative_delta
-from core.services.facts import counted_spend
 from core.services.ledger import CustomerLedger
 from core.services.programs import program_version
 from core.services.tiers import reevaluate_tier
@@ -38,7 +38,8 @@ async def _already_taken(uow: UnitOfWork, customer_id: str, purchase_id: str) ->
 
 
 async def buyer_points(uow: UnitOfWork, customer: Customer, purchase: Purchase, refund: Refund,
-                       returned: int, taken: int, at: datetime, now: datetime) -> dict[str, Any]:
+                       returned: int, taken: int, spent: int, at: datetime,
+                       now: datetime) -> dict[str, Any]:
     """Return redeemed points, take back the accrual (never what expired unspent), re-tier."""
     session = uow.session
     program = await program_version(session, purchase.merchant_id, purchase.program_version)
@@ -64,9 +65,6 @@ async def buyer_points(uow: UnitOfWork, customer: Customer, purchase: Purchase, 
                  {"customer_id": customer.id, "purchase_id": purchase.id,
                   "points": str(from_minor(taken))},
                  occurred_at=at, now=now, customer_id=customer.id)
-    spent = cumulative_delta(counted_spend(program, purchase),
-                             purchase.refunded_minor - refund.amount_minor,
-                             purchase.refunded_minor, purchase.total_minor)
     customer.lifetime_spend_minor = max(0, customer.lifetime_spend_minor - spent)
     if purchase.refunded_minor >= purchase.total_minor:
         customer.purchase_count = max(0, customer.purchase_count - 1)
@@ -89,6 +87,8 @@ async def referral_points(uow: UnitOfWork, purchase: Purchase, refund: Refund, t
                           at: datetime, now: datetime) -> None:
     """Take back, in proportion, every reward other customers got for this purchase."""
     session = uow.session
+    program = await program_version(session, purchase.merchant_id, purchase.program_version)
+    step = step_cp(program)
     rewarded = [
         LedgerEntry.purchase_id == purchase.id, LedgerEntry.remaining_cp.is_not(None),
         LedgerEntry.amount_cp > 0,
@@ -104,7 +104,7 @@ async def referral_points(uow: UnitOfWork, purchase: Purchase, refund: Refund, t
         .execution_options(populate_existing=True)))
     for reward in rewards:
         share = cumulative_delta(reward.amount_cp, total_before, purchase.refunded_minor,
-                                 purchase.total_minor)
+                                 purchase.total_minor, step)
         if share <= 0:
             continue
         friend = await session.scalar(select(Customer).where(Customer.id == reward.customer_id)

@@ -16,11 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from core.db.models import Customer, Purchase, PurchaseLine, Refund
+from core.domain.engine import discount_for, step_cp
 from core.domain.money import from_minor
 from core.domain.refunds import LineRequest, LineState, cumulative_delta, plan_refund
 from core.errors import PurchaseNotFound, RefundConflict, ValidationFailed
 from core.ids import new_id
 from core.services.context import CoreContext
+from core.services.programs import program_version
 from core.services.purchases import SaleAnswer
 from core.services.refund_points import buyer_points, referral_points
 from core.services.sales_input import RefundInput
@@ -97,6 +99,8 @@ async def _refund_once(
         lines = list(await session.scalars(
             select(PurchaseLine).where(PurchaseLine.purchase_id == purchase.id)
             .order_by(PurchaseLine.position).execution_options(populate_existing=True)))
+        program = await program_version(session, merchant_id, purchase.program_version)
+        step = step_cp(program)
         states = [LineState(x.line_id, x.amount_minor, x.refunded_minor, x.price_minor)
                   for x in lines]
         plan = plan_refund(states, req.amount_minor, _line_requests(req, lines) or None)
@@ -105,16 +109,24 @@ async def _refund_once(
                         occurred_at=at, created_at=now, request_digest=digest, response={})
         session.add(refund)
         await session.flush()
-        returned = taken = 0
+        returned = taken = spent = 0
+        gross = program.tier_rules.spend == "gross"
         for line in lines:
             part = plan.get(line.line_id, 0)
             if part:
                 before, after = line.refunded_minor, line.refunded_minor + part
-                returned += cumulative_delta(line.redeemed_cp, before, after, line.amount_minor)
-                taken += cumulative_delta(line.accrued_cp, before, after, line.amount_minor)
+                # The line's share of the spend: its money part (plus points when gross).
+                line_spend = line.amount_minor - line.discount_minor + (
+                    discount_for(program, line.redeemed_cp) if gross else 0)
+                spent += cumulative_delta(line_spend, before, after, line.amount_minor)
+                returned += cumulative_delta(line.redeemed_cp, before, after, line.amount_minor,
+                                             step)
+                taken += cumulative_delta(line.accrued_cp, before, after, line.amount_minor, step)
                 line.refunded_minor = after
         total_before = purchase.refunded_minor
         purchase.refunded_minor += refund.amount_minor
+        spent = min(spent, purchase.spend_minor - purchase.refunded_spend_minor)
+        purchase.refunded_spend_minor += spent
         body: dict[str, Any] = {
             "refund_id": req.refund_key, "purchase_id": purchase.id,
             "amount": str(from_minor(refund.amount_minor)), "points_returned": "0.00",
@@ -122,7 +134,7 @@ async def _refund_once(
         }
         if customer is not None:
             body.update(await buyer_points(uow, customer, purchase, refund, returned, taken,
-                                           max(at, now), now))
+                                           spent, max(at, now), now))
         await referral_points(uow, purchase, refund, total_before, max(at, now), now)
         refund.response = body
         uow.emit(merchant_id, "PurchaseRefunded",

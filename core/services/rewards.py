@@ -36,7 +36,7 @@ async def credit_review_bonus(ctx: CoreContext, merchant_id: str, customer_id: s
         if taken:
             return 0
         ledger = await CustomerLedger(uow.session, customer, now).load()
-        lot = bonuses.credit_bonus(uow, program, ledger, "review", rule, now, idempotency_key=key,
+        lot = await bonuses.credit_bonus(uow, program, ledger, "review", rule, now, idempotency_key=key,
                                    reason=f"review {review_id}")
         ledger.refresh_figures(now)
         await uow.commit()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
-
-from core.db.models import Customer, LedgerEntry, Merchant, Purchase
+from core.db.models import Customer, Merchant, Purchase
 from core.db.uow import UnitOfWork
 from core.domain.engine import SaleQuote, capped_room
 from core.domain.facts import SaleFacts
@@ -33,8 +31,6 @@ async def apply_points(uow: UnitOfWork, program: Program, merchant: Merchant, cu
                  {"customer_id": customer.id, "purchase_id": purchase.id,
                   "points": str(from_minor(quote.redeem_cp))},
                  occurred_at=at, now=now, customer_id=customer.id)
-    if program.lifetime_from == "last_purchase" and program.lifetime_for(tier):
-        await _extend_lifetimes(uow, customer, at, program.lifetime_for(tier) or 0)
     if quote.accrual_cp:
         lot = ledger.credit("accrual", quote.accrual_cp, at,
                             available_at=activation_time(program, merchant, at),
@@ -51,24 +47,30 @@ async def apply_points(uow: UnitOfWork, program: Program, merchant: Merchant, cu
     extra: dict[str, int] = {}
     if facts.first_purchase:
         extra.update(await bonuses.welcome_on_first_purchase(uow, program, ledger, purchase, at))
-    spend = counted_spend(program, purchase)
+    spend = purchase.spend_minor = counted_spend(program, purchase)
     customer.lifetime_spend_minor += spend
     customer.purchase_count += 1
     if customer.last_purchase_at is None or customer.last_purchase_at < at:
         customer.last_purchase_at = at
-    ledger.refresh_figures(book)
     await after_sale(uow, program, customer, spend, at, now)
+    if program.lifetime_from == "last_purchase":
+        # The whole balance lives N days from this purchase, N of the tier reached now.
+        days = program.lifetime_for(program.tier(customer.tier_id))
+        if days:
+            _extend_lifetimes(program, ledger, at, days)
+    ledger.refresh_figures(book)
     base = sum(line.amount_minor - line.discount_minor for line in quote.lines)
     await bonuses.referral_rewards(uow, program, customer, purchase, base, facts, at, now)
     return extra
 
 
-async def _extend_lifetimes(uow: UnitOfWork, customer: Customer, at: datetime, days: int) -> None:
-    """Points live `days` from the last purchase: every live purchase lot moves its expiry."""
-    await uow.session.execute(
-        update(LedgerEntry)
-        .where(LedgerEntry.customer_id == customer.id, LedgerEntry.remaining_cp > 0,
-               LedgerEntry.kind == "accrual", LedgerEntry.expires_at > at)
-        .values(expires_at=at + timedelta(days=days))
-        .execution_options(synchronize_session="fetch")
-    )
+def _extend_lifetimes(program: Program, ledger: CustomerLedger, at: datetime, days: int) -> None:
+    """Every live lot expires `days` after `at`, but bonuses that have a lifetime of their own."""
+    own = {name for name, bonus in (("welcome", program.bonuses.welcome),
+                                    ("birthday", program.bonuses.birthday),
+                                    ("review", program.bonuses.review))
+           if bonus is not None and bonus.lifetime_days}
+    for lot in ledger.lots.values():
+        if lot.expires_at is None or lot.expires_at <= at or lot.mechanic in own:
+            continue
+        lot.expires_at = at + timedelta(days=days)

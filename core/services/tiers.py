@@ -30,7 +30,7 @@ async def _period_spend(uow: UnitOfWork, program: Program, customer: Customer,
     assert merchant is not None
     local = at.astimezone(ZoneInfo(merchant.timezone))
     start = month_start(local, program.tier_rules.period_months)
-    return await spend_between(uow.session, program, customer.id, start, at)
+    return await spend_between(uow.session, customer.id, start, at, inclusive=True)
 
 
 async def measured_tier(uow: UnitOfWork, program: Program, customer: Customer,
@@ -48,8 +48,8 @@ async def measured_tier(uow: UnitOfWork, program: Program, customer: Customer,
 
 async def after_sale(uow: UnitOfWork, program: Program, customer: Customer, receipt_spend: int,
                      at: datetime, now: datetime) -> bool:
-    """A sale can only raise the tier; a manual tier is left alone."""
-    if customer.tier_manual:
+    """A sale can only raise the tier; a manual tier, or one changed only on review, stays."""
+    if customer.tier_manual or program.tier_rules.changes == "on_review":
         return False
     if program.tier_rules.basis == "single_receipt":
         reached: Tier | None = program.tier_for(Decimal(receipt_spend) / 100)
@@ -62,9 +62,12 @@ async def after_sale(uow: UnitOfWork, program: Program, customer: Customer, rece
 
 
 async def reevaluate_tier(uow: UnitOfWork, program: Program, customer: Customer, at: datetime,
-                          now: datetime) -> bool:
-    """After a refund or on the schedule: the measured tier, up or down; manual tiers stay."""
-    if customer.tier_manual:
+                          now: datetime, *, scheduled: bool = False) -> bool:
+    """After a refund or on the schedule: the measured tier, up or down; manual tiers stay.
+
+    A program whose tiers change only on review moves them only when `scheduled`.
+    """
+    if customer.tier_manual or (program.tier_rules.changes == "on_review" and not scheduled):
         return False
     reached = await measured_tier(uow, program, customer, at)
     return False if reached is None else _move(uow, customer, reached, at, now)

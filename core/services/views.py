@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Card, Customer, LedgerEntry
+from core.db.models import Card, Customer, LedgerEntry, Merchant
 from core.domain.lots import Balance
 from core.domain.money import from_minor
 from core.domain.program import Program, Tier
@@ -26,11 +27,18 @@ class TierView:
     accrual_percent: Decimal
     next_name: str | None
     next_remaining_minor: int | None
+    counts_purchases: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        nxt = None
+        nxt: dict[str, Any] | None = None
         if self.next_name is not None and self.next_remaining_minor is not None:
-            nxt = {"name": self.next_name, "remaining_spend": str(from_minor(self.next_remaining_minor))}
+            nxt = {"name": self.next_name, "remaining_spend": None,
+                   "remaining_purchases": None}
+            assert nxt is not None
+            if self.counts_purchases:
+                nxt["remaining_purchases"] = self.next_remaining_minor // 100
+            else:
+                nxt["remaining_spend"] = str(from_minor(self.next_remaining_minor))
         return {
             "id": self.id,
             "name": self.name,
@@ -39,12 +47,42 @@ class TierView:
         }
 
 
-def tier_view(program: Program, tier: Tier, lifetime_spend_minor: int) -> TierView:
+def tier_view(program: Program, tier: Tier, measure_minor: int) -> TierView:
+    """The tier and what is left to the next: `measure_minor` is the customer's measure in
+    hundredths (money spent, or purchases × 100 when tiers count purchases)."""
     nxt = program.next_tier(tier)
+    counts = program.tier_rules.basis == "purchase_count"
     if nxt is None:
-        return TierView(tier.id, tier.name, tier.accrual_percent, None, None)
-    need = int(nxt.threshold * 100) - lifetime_spend_minor
-    return TierView(tier.id, tier.name, tier.accrual_percent, nxt.name, max(need, 0))
+        return TierView(tier.id, tier.name, tier.accrual_percent, None, None, counts)
+    need = int(nxt.threshold * 100) - measure_minor
+    return TierView(tier.id, tier.name, tier.accrual_percent, nxt.name, max(need, 0), counts)
+
+
+async def tier_measure(session: AsyncSession, program: Program, customer: Customer | None,
+                       at: datetime) -> int:
+    """The customer's measure for the program's tier basis, in hundredths."""
+    if customer is None:
+        return 0
+    basis = program.tier_rules.basis
+    if basis == "purchase_count":
+        return customer.purchase_count * 100
+    if basis == "single_receipt":
+        return 0  # the next tier takes one receipt of its threshold
+    if basis == "period_spend":
+        from core.services.facts import month_start, spend_between
+
+        merchant = await session.get(Merchant, customer.merchant_id)
+        assert merchant is not None
+        local = at.astimezone(ZoneInfo(merchant.timezone))
+        start = month_start(local, program.tier_rules.period_months)
+        return await spend_between(session, customer.id, start, at, inclusive=True)
+    return customer.lifetime_spend_minor
+
+
+async def tier_json(session: AsyncSession, program: Program, customer: Customer | None,
+                    at: datetime) -> dict[str, Any]:
+    tier = program.tier(customer.tier_id) if customer else program.start_tier()
+    return tier_view(program, tier, await tier_measure(session, program, customer, at)).to_json()
 
 
 def balance_json(balance: Balance, debt_cp: int) -> dict[str, Any]:
@@ -88,7 +126,6 @@ async def customer_json(
 ) -> dict[str, Any]:
     """The Customer of the REST API, balances computed from the lots as of `at`."""
     balance, debt = await balance_of(session, customer.id, at)
-    tier = program.tier(customer.tier_id)
     return {
         "id": customer.id,
         "phone": customer.phone,
@@ -96,7 +133,7 @@ async def customer_json(
         "name": customer.name,
         "birth_date": iso_date(customer.birth_date),
         "referral_code": customer.referral_code,
-        "tier": tier_view(program, tier, customer.lifetime_spend_minor).to_json(),
+        "tier": await tier_json(session, program, customer, at),
         "balance": balance_json(balance, debt),
         "created_at": _iso(customer.created_at),
     }

@@ -149,7 +149,8 @@ class ErrorOut(BaseModel):
 
 class NextTierOut(BaseModel):
     name: str
-    remaining_spend: DecimalStr
+    remaining_spend: DecimalStr | None
+    remaining_purchases: int | None = None
 
 
 class TierOut(BaseModel):

@@ -155,7 +155,8 @@ async def test_refund_lowers_lifetime_spend_and_the_tier(client, auth):
     _, customer = await call(client, "GET", f"/api/v1/customers/lookup?phone=%2B{PHONE[1:]}",
                              headers=auth)
     assert customer["tier"]["id"] == "base"
-    assert customer["tier"]["next"] == {"name": "Gold", "remaining_spend": "4000.00"}
+    assert customer["tier"]["next"] == {"name": "Gold", "remaining_spend": "4000.00",
+                                        "remaining_purchases": None}
 
 
 async def test_refund_of_an_old_receipt_uses_the_refund_time(client, auth, clock):

@@ -32,6 +32,10 @@ class Purchase(Base):
     redeemed_cp: Mapped[int] = mapped_column(BigInteger)
     accrued_cp: Mapped[int] = mapped_column(BigInteger)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What the sale counts for tiers (gross or net, as its program said), and what refunds
+    # have taken off that, line by line.
+    spend_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refunded_spend_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     program_version: Mapped[int] = mapped_column(Integer)
     tier_id: Mapped[str | None] = mapped_column(String(32))
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSON)

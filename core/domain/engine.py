@@ -46,6 +46,7 @@ class SaleQuote:
     accrual_cp: int
     lines: list[LineQuote]
     breakdown: dict[str, int] = field(default_factory=dict)
+    fixed: dict[str, int] = field(default_factory=dict)  # receipt-level points by mechanic
 
 
 def step_cp(program: Program) -> int:
@@ -128,19 +129,27 @@ def evaluate(program: Program, tier: Tier, lines: list[SaleLine], total_minor: i
     if not program.accrues or not facts.has_customer or (
             program.accrual.on == "nothing_when_redeeming" and redeem_cp > 0):
         bases = [0] * len(lines)
-    accrual, breakdown, weights = _accrual(program, tier, lines, bases, sum(payable), facts)
-    # Lines get whole program units (a whole-point program never splits a point).
-    accrued = allocate(accrual, weights if sum(weights) else bases, step_cp(program))
+    percent_part, breakdown, weights = _accrual(program, tier, lines, bases, sum(payable), facts)
+    # Lines get whole program units (a whole-point program never splits a point). Fixed
+    # points belong to the receipt, not to a line: a refund re-checks whether they still hold.
+    accrued = allocate(percent_part, weights if sum(weights) else bases, step_cp(program))
+    fixed = {name: int(points) for name, points in
+             fixed_points(program, lines, bases, sum(payable), facts).items() if points}
+    if any(bases):
+        breakdown.update({k: breakdown.get(k, 0) + v for k, v in fixed.items()})
+    else:
+        fixed = {}
+    accrual = percent_part + sum(fixed.values())
     quotes = [LineQuote(line.line_id, line.amount_minor, p + d, r, a)
               for line, p, d, r, a in zip(lines, promo, point_money, redeemed, accrued,
                                           strict=True)]
     breakdown = {**{k: v for k, v in promo_breakdown.items()}, **breakdown}
-    return SaleQuote(limit, redeem_cp, discount, sum(promo), accrual, quotes, breakdown)
+    return SaleQuote(limit, redeem_cp, discount, sum(promo), accrual, quotes, breakdown, fixed)
 
 
 def _accrual(program: Program, tier: Tier, lines: list[SaleLine], bases: list[int],
              receipt_minor: int, facts: SaleFacts) -> tuple[int, dict[str, int], list[int]]:
-    """Points earned (step 3-5): (total, breakdown by mechanic in cp, per-line weights)."""
+    """Percent points earned (step 3, 5): (total, breakdown by mechanic in cp, line weights)."""
     if not any(bases):
         return 0, {}, [0] * len(lines)
     exact: dict[str, Decimal] = {}
@@ -167,8 +176,6 @@ def _accrual(program: Program, tier: Tier, lines: list[SaleLine], bases: list[in
         value = Decimal(complete) * tier.points_per.points * 100
         exact["tier"] = exact.get("tier", Decimal(0)) + value
         per_line = [w + value * b / sum(bases) for w, b in zip(per_line, bases, strict=True)]
-    for name, points_cp in fixed_points(program, lines, bases, receipt_minor, facts).items():
-        exact[name] = exact.get(name, Decimal(0)) + points_cp
     total = round_cp(sum(exact.values(), Decimal(0)), program.precision, program.rounding)
     total = max(total, 0)
     breakdown = {name: round_cp(v, program.precision, program.rounding) for name, v in exact.items()}

@@ -70,8 +70,11 @@ class TierRules(Model):
     spend: Literal["net", "gross"] = "net"
     start_tier: str | None = None
     # on_purchase: a sale raises the tier at once; on_review: only the monthly review
-    # (the night of the 1st) moves it, up or down.
-    changes: Literal["on_purchase", "on_review"] = "on_purchase"
+    # (the night of the 1st) moves it, up or down; before_each_sale: every sale is
+    # rated by the spend of the period just before it (up or down).
+    changes: Literal["on_purchase", "on_review", "before_each_sale"] = "on_purchase"
+    # period_spend over whole calendar months before the review, or rolling back from now.
+    window: Literal["calendar_months", "rolling"] = "calendar_months"
 
 
 class Accrual(Model):

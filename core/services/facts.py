@@ -25,6 +25,27 @@ def month_start(local: datetime, months_back: int = 0) -> datetime:
     return local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def months_before(local: datetime, months: int) -> datetime:
+    """The same local day and time `months` months earlier (the month's last day if shorter)."""
+    year, month = local.year, local.month - months
+    while month <= 0:
+        year, month = year - 1, month + 12
+    for day in (local.day, 30, 29, 28):
+        try:
+            return local.replace(year=year, month=month, day=min(local.day, day))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def period_start(program: Program, local: datetime) -> datetime:
+    """Where the tier period begins, for a measure taken at `local`."""
+    months = program.tier_rules.period_months
+    if program.tier_rules.window == "rolling":
+        return months_before(local, months)
+    return month_start(local, months)
+
+
 def counted_spend(program: Program, purchase: Purchase) -> int:
     """What one purchase counts for tiers: after promotions, less points when net."""
     spend = purchase.total_minor - purchase.promo_discount_minor

@@ -23,6 +23,7 @@ from core.services.ledger import CustomerLedger
 from core.services.programs import current_program, merchant_snapshot
 from core.services.sale_points import apply_points
 from core.services.sales_input import SaleInput
+from core.services.tiers import move_tier, tier_before_sale
 from core.services.views import balance_json, tier_json
 
 FUTURE_SLACK = timedelta(minutes=5)
@@ -62,7 +63,8 @@ async def _quote(session: AsyncSession, merchant: Merchant, program: Program,
                  ) -> tuple[SaleQuote, Tier, CustomerLedger | None, Any]:
     """Rules run at the sale's time; points are spendable as the ledger stands now."""
     ledger = await CustomerLedger(session, customer, now).load() if customer else None
-    tier = program.tier(customer.tier_id) if customer else program.start_tier()
+    tier = (await tier_before_sale(session, program, customer, at) if customer
+            else program.start_tier())
     facts = await sale_facts(session, merchant, program, customer, ledger, at, max(at, now))
     quote = evaluate(program, tier, sale.sale_lines(), sale.total_minor, sale.redeem_cp, facts)
     return quote, tier, ledger, facts
@@ -150,6 +152,8 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
         program = await current_program(session, merchant)
         quote, tier, ledger, facts = await _quote(session, merchant, program, customer, sale,
                                                   at, now)
+        if customer is not None and tier.id != customer.tier_id:
+            move_tier(uow, customer, tier, at, now)  # rated by the period just before it
         purchase = Purchase(
             id=new_id("pur"), merchant_id=merchant_id, receipt_id=sale.receipt_id,
             customer_id=customer.id if customer else None,
@@ -159,7 +163,8 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
             discount_minor=quote.discount_minor, promo_discount_minor=quote.promo_discount_minor,
             redeemed_cp=quote.redeem_cp, accrued_cp=quote.accrual_cp, refunded_minor=0,
             program_version=merchant.program_version, tier_id=tier.id if customer else None,
-            breakdown=dict(quote.breakdown), request_digest=digest, response={},
+            breakdown={**quote.breakdown, "_fixed": quote.fixed}, request_digest=digest,
+            response={},
         )
         session.add(purchase)  # inserted with everything else at commit, answer included
         _add_lines(session, purchase, sale, quote)

@@ -3,19 +3,79 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Customer, LedgerEntry, LotAllocation, Purchase, Refund
+from core.db.models import (
+    Customer,
+    LedgerEntry,
+    LotAllocation,
+    Merchant,
+    Purchase,
+    PurchaseLine,
+    Refund,
+)
 from core.db.uow import UnitOfWork
-from core.domain.engine import step_cp
+from core.domain.boosts import fixed_points
+from core.domain.engine import SaleLine, step_cp
+from core.domain.facts import SaleFacts
+from core.domain.mechanics import Basket, CategoryBonus, Quantity, ReceiptBrackets
 from core.domain.money import from_minor
+from core.domain.program import Program
 from core.domain.refunds import cumulative_delta
 from core.services.ledger import CustomerLedger
 from core.services.programs import program_version
 from core.services.tiers import reevaluate_tier
 from core.services.views import balance_json
+
+LINE_BOUND = (Basket, Quantity, CategoryBonus, ReceiptBrackets)
+
+
+async def fixed_take_back(session: AsyncSession, program: Program, purchase: Purchase,
+                          lines: list[PurchaseLine], customer: Customer | None) -> int:
+    """Receipt-level points (a basket, a quantity deal) that no longer hold after a refund.
+
+    Mechanics that depend on the lines are evaluated again on what is left of the
+    receipt; the others (happy hours, event dates...) hold until the receipt is refunded
+    in full. What was already taken back is not taken twice.
+    """
+    fixed: dict[str, int] = dict(purchase.breakdown.get("_fixed") or {})
+    if not fixed or customer is None:
+        return 0
+    taken: dict[str, int] = dict(purchase.breakdown.get("_fixed_taken") or {})
+    full = purchase.refunded_minor >= purchase.total_minor
+    still: dict[str, Decimal] = {}
+    if not full:
+        left = [(x, x.amount_minor - x.refunded_minor) for x in lines]
+        rest = [SaleLine(x.line_id, part, x.sku, x.category, x.price_minor,
+                         Decimal(x.quantity or 1) * part / x.amount_minor if x.amount_minor else
+                         Decimal(0)) for x, part in left]
+        bases = [(x.amount_minor - x.discount_minor) * part // x.amount_minor
+                 if x.amount_minor else 0 for x, part in left]
+        merchant = await session.get(Merchant, purchase.merchant_id)
+        assert merchant is not None
+        facts = SaleFacts(local_time=purchase.occurred_at.astimezone(ZoneInfo(merchant.timezone)),
+                          has_customer=True, birth_date=customer.birth_date)
+        still = fixed_points(program, rest, bases, sum(part for _, part in left), facts)
+    kinds = {m.id: m for m in program.mechanics}
+    total = 0
+    for name, points in fixed.items():
+        if full:
+            keep = 0
+        elif isinstance(kinds.get(name), LINE_BOUND):
+            keep = min(points, int(still.get(name, 0)))
+        else:
+            keep = points
+        due = max(0, points - keep - taken.get(name, 0))
+        if due:
+            taken[name] = taken.get(name, 0) + due
+            total += due
+    purchase.breakdown = {**purchase.breakdown, "_fixed_taken": taken}
+    return total
 
 
 async def _expired_unspent(uow: UnitOfWork, lot: LedgerEntry, at: datetime) -> int:

@@ -24,7 +24,7 @@ from core.ids import new_id
 from core.services.context import CoreContext
 from core.services.programs import program_version
 from core.services.purchases import SaleAnswer
-from core.services.refund_points import buyer_points, referral_points
+from core.services.refund_points import buyer_points, fixed_take_back, referral_points
 from core.services.sales_input import RefundInput
 
 FUTURE_SLACK = timedelta(minutes=5)
@@ -127,6 +127,7 @@ async def _refund_once(
         purchase.refunded_minor += refund.amount_minor
         spent = min(spent, purchase.spend_minor - purchase.refunded_spend_minor)
         purchase.refunded_spend_minor += spent
+        taken += await fixed_take_back(session, program, purchase, lines, customer)
         body: dict[str, Any] = {
             "refund_id": req.refund_key, "purchase_id": purchase.id,
             "amount": str(from_minor(refund.amount_minor)), "points_returned": "0.00",

@@ -6,6 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core.db.models import Customer, Merchant
 from core.db.uow import UnitOfWork
 from core.domain.program import Program, Tier
@@ -22,15 +24,14 @@ def _move(uow: UnitOfWork, customer: Customer, new: Tier, at: datetime, now: dat
     return True
 
 
-async def _period_spend(uow: UnitOfWork, program: Program, customer: Customer,
-                        at: datetime) -> int:
-    from core.services.facts import month_start, spend_between
+async def _period_spend(session: AsyncSession, program: Program, customer: Customer,
+                        at: datetime, inclusive: bool = True) -> int:
+    from core.services.facts import period_start, spend_between
 
-    merchant = await uow.session.get(Merchant, customer.merchant_id)
+    merchant = await session.get(Merchant, customer.merchant_id)
     assert merchant is not None
-    local = at.astimezone(ZoneInfo(merchant.timezone))
-    start = month_start(local, program.tier_rules.period_months)
-    return await spend_between(uow.session, customer.id, start, at, inclusive=True)
+    start = period_start(program, at.astimezone(ZoneInfo(merchant.timezone)))
+    return await spend_between(session, customer.id, start, at, inclusive=inclusive)
 
 
 async def measured_tier(uow: UnitOfWork, program: Program, customer: Customer,
@@ -42,8 +43,25 @@ async def measured_tier(uow: UnitOfWork, program: Program, customer: Customer,
     if basis == "purchase_count":
         return program.tier_for(Decimal(customer.purchase_count))
     if basis == "period_spend":
-        return program.tier_for(Decimal(await _period_spend(uow, program, customer, at)) / 100)
+        spend = await _period_spend(uow.session, program, customer, at)
+        return program.tier_for(Decimal(spend) / 100)
     return None
+
+
+async def tier_before_sale(session: AsyncSession, program: Program, customer: Customer,
+                           at: datetime) -> Tier:
+    """The tier a sale is rated at: the customer's, or, when every sale is rated by the
+    period just before it, the tier that period's spend reaches."""
+    current = program.tier(customer.tier_id)
+    if (program.tier_rules.changes != "before_each_sale" or customer.tier_manual
+            or program.tier_rules.basis != "period_spend"):
+        return current
+    spend = await _period_spend(session, program, customer, at, inclusive=False)
+    return program.tier_for(Decimal(spend) / 100)
+
+
+def move_tier(uow: UnitOfWork, customer: Customer, new: Tier, at: datetime, now: datetime) -> bool:
+    return _move(uow, customer, new, at, now)
 
 
 async def after_sale(uow: UnitOfWork, program: Program, customer: Customer, receipt_spend: int,
@@ -51,6 +69,10 @@ async def after_sale(uow: UnitOfWork, program: Program, customer: Customer, rece
     """A sale can only raise the tier; a manual tier, or one changed only on review, stays."""
     if customer.tier_manual or program.tier_rules.changes == "on_review":
         return False
+    if program.tier_rules.changes == "before_each_sale":
+        # The tier shown after the sale is the rate of the next one, up or down.
+        measured = await measured_tier(uow, program, customer, at)
+        return measured is not None and _move(uow, customer, measured, at, now)
     if program.tier_rules.basis == "single_receipt":
         reached: Tier | None = program.tier_for(Decimal(receipt_spend) / 100)
     else:

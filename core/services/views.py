@@ -69,12 +69,11 @@ async def tier_measure(session: AsyncSession, program: Program, customer: Custom
     if basis == "single_receipt":
         return 0  # the next tier takes one receipt of its threshold
     if basis == "period_spend":
-        from core.services.facts import month_start, spend_between
+        from core.services.facts import period_start, spend_between
 
         merchant = await session.get(Merchant, customer.merchant_id)
         assert merchant is not None
-        local = at.astimezone(ZoneInfo(merchant.timezone))
-        start = month_start(local, program.tier_rules.period_months)
+        start = period_start(program, at.astimezone(ZoneInfo(merchant.timezone)))
         return await spend_between(session, customer.id, start, at, inclusive=True)
     return customer.lifetime_spend_minor
 

@@ -48,6 +48,8 @@ def _receipt_boosts(program: Program, receipt_minor: int, facts: SaleFacts
     """Mechanics that apply to the whole receipt at this moment, as (id, boost)."""
     found: list[tuple[str, Boost]] = []
     for m in program.mechanics:
+        if isinstance(m, Boost) and not m.for_tier(facts.tier_id):
+            continue
         if isinstance(m, Boost) and _now_applies(m, facts):
             found.append((m.id, m))
         elif isinstance(m, MonthlyTarget) and facts.last_month_spend_minor >= m.spend * 100:
@@ -71,7 +73,7 @@ def line_extra_percents(program: Program, lines: list[SaleLine], receipt_minor: 
         extras = dict(receipt)
         for m in program.mechanics:
             if (isinstance(m, CategoryBonus) and m.extra_percent and not m.per_unit
-                    and m.match.matches(line.sku, line.category)):
+                    and m.for_tier(facts.tier_id) and m.match.matches(line.sku, line.category)):
                 extras[m.id] = extras.get(m.id, Decimal(0)) + m.extra_percent
         result.append(extras)
     return result
@@ -90,6 +92,8 @@ def fixed_points(program: Program, lines: list[SaleLine], bases: list[int], rece
     for key, boost in _receipt_boosts(program, receipt_minor, facts):
         add(key, boost.points)
     for m in program.mechanics:
+        if isinstance(m, Boost) and not m.for_tier(facts.tier_id):
+            continue
         if isinstance(m, Basket) and all(
                 any(sel.matches(x.sku, x.category) for x in paid) for sel in m.all_of):
             add(m.id, m.points)

@@ -96,9 +96,14 @@ def _points_rules(program: Program) -> list[Item]:
     return items
 
 
+def _tier_names(program: Program, ids: list[str]) -> list[str]:
+    return [program.tier(t).name for t in ids]
+
+
 def _mechanic(m: object, program: Program) -> Item | None:
     boost = {"extra_percent": getattr(m, "extra_percent", Decimal(0)),
-             "points": getattr(m, "points", Decimal(0))}
+             "points": getattr(m, "points", Decimal(0)),
+             "tiers": _tier_names(program, getattr(m, "tiers", []))}
     if isinstance(m, CategoryBonus):
         return Item("category_bonus", boost | _goods(m.match, program) | {"per_unit": m.per_unit})
     if isinstance(m, Basket):
@@ -134,13 +139,20 @@ def _bonuses(program: Program) -> list[Item]:
     if b.welcome:
         items.append(Item("welcome", {"points": b.welcome.points, "days": b.welcome.lifetime_days,
                                       "cap": b.welcome.redeem_cap_percent,
-                                      "on": b.welcome.on}))
+                                      "on": b.welcome.on,
+                                      "tiers": _tier_names(program, b.welcome.tiers)}))
     if b.birthday:
         items.append(Item("birthday", {"points": b.birthday.points,
                                        "days": b.birthday.lifetime_days,
-                                       "before": b.birthday.days_before}))
+                                       "before": b.birthday.days_before,
+                                       "tiers": _tier_names(program, b.birthday.tiers)}))
     if b.review:
-        items.append(Item("review", {"points": b.review.points}))
+        items.append(Item("review", {"points": b.review.points,
+                                     "tiers": _tier_names(program, b.review.tiers)}))
+    for r in b.reactivation:
+        items.append(Item("reactivation", {"after": r.after_days, "points": r.points,
+                                           "days": r.lifetime_days,
+                                           "tiers": _tier_names(program, r.tiers)}))
     if b.referral and (b.referral.levels or b.referral.friend_bonus):
         levels = [{"percent": lv.percent, "per_amount": lv.per_amount, "points": lv.points}
                   for lv in b.referral.levels]

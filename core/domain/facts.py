@@ -20,6 +20,7 @@ class SaleFacts:
 
     local_time: datetime  # the sale's time in the merchant's time zone
     has_customer: bool = False
+    tier_id: str | None = None  # the tier the sale is rated at
     available_cp: int = 0  # spendable without a cap of their own
     capped: list[CappedPoints] = field(default_factory=list)
     birth_date: date | None = None

@@ -38,10 +38,14 @@ class Selector(Model):
 
 
 class Boost(Model):
-    """What a mechanic gives: extra accrual percent, or fixed points."""
+    """What a mechanic gives: extra accrual percent, or fixed points; only to some tiers."""
 
     extra_percent: Percent = Decimal(0)
     points: PointsAmount = Decimal(0)
+    tiers: list[str] = Field(default_factory=list)  # empty: every tier
+
+    def for_tier(self, tier_id: str | None) -> bool:
+        return not self.tiers or tier_id in self.tiers
 
 
 class CategoryBonus(Boost):
@@ -156,12 +160,20 @@ Mechanic = Annotated[
 
 
 class Bonus(Model):
-    """A one-off credit with its own lifetime, activation and redemption cap."""
+    """A one-off credit with its own lifetime, activation and redemption cap; only to some
+    tiers when `tiers` is given."""
 
     points: PointsAmount
     lifetime_days: int | None = Field(default=None, ge=1, le=3650)
     activation_days: Days = 0
     redeem_cap_percent: Percent | None = None
+    tiers: list[str] = Field(default_factory=list)
+
+
+class ReactivationBonus(Bonus):
+    """For a customer who has not bought for `after_days`: once per such pause."""
+
+    after_days: int = Field(ge=1, le=3650)
 
 
 class WelcomeBonus(Bonus):
@@ -210,3 +222,4 @@ class Bonuses(Model):
     birthday: BirthdayBonus | None = None
     review: ReviewBonus | None = None
     referral: Referral | None = None
+    reactivation: list[ReactivationBonus] = Field(default_factory=list, max_length=10)

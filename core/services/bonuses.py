@@ -21,7 +21,7 @@ async def credit_bonus(uow: UnitOfWork, program: Program, ledger: CustomerLedger
                  bonus: Bonus, at: datetime, **tags: Any) -> LedgerEntry | None:
     """Credit a bonus lot with its own lifetime, activation and redemption cap."""
     points = int(bonus.points * 100)
-    if points <= 0:
+    if points <= 0 or (bonus.tiers and ledger.customer.tier_id not in bonus.tiers):
         return None
     tier = program.tier(ledger.customer.tier_id)
     merchant = await uow.session.get(Merchant, ledger.customer.merchant_id)

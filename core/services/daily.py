@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import extract, select
@@ -56,6 +57,43 @@ async def birthday_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -
                 credited += 1 if lot else 0
         except IntegrityError:
             continue  # already given this year: the key says so
+    return credited
+
+
+async def reactivation_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -> int:
+    """A bonus to customers whose last purchase was `after_days` local days ago, once per pause."""
+    async with ctx.db.read() as session:
+        program = await current_program(session, merchant)
+        if not program.bonuses.reactivation:
+            return 0
+        tz = ZoneInfo(merchant.timezone)
+        today = at.astimezone(tz).date()
+        due: list[tuple[str, Any]] = []
+        for rule in program.bonuses.reactivation:
+            day = today - timedelta(days=rule.after_days)
+            start = datetime.combine(day, time(0), tzinfo=tz)
+            ids = await session.scalars(select(Customer.id).where(
+                Customer.merchant_id == merchant.id, Customer.deleted_at.is_(None),
+                Customer.last_purchase_at >= start,
+                Customer.last_purchase_at < start + timedelta(days=1)))
+            due += [(customer_id, rule) for customer_id in ids]
+    credited = 0
+    for customer_id, rule in due:
+        try:
+            async with ctx.uow() as uow:
+                customer = await uow.session.scalar(
+                    select(Customer).where(Customer.id == customer_id).with_for_update())
+                assert customer is not None and customer.last_purchase_at is not None
+                key = (f"reactivation:{customer_id}:{rule.after_days}:"
+                       f"{customer.last_purchase_at.date().isoformat()}")
+                ledger = await CustomerLedger(uow.session, customer, ctx.now()).load()
+                lot = await bonuses.credit_bonus(uow, program, ledger, "reactivation", rule, at,
+                                                 idempotency_key=key)
+                ledger.refresh_figures(max(at, ctx.now()))
+                await uow.commit()
+                credited += 1 if lot else 0
+        except IntegrityError:
+            continue
     return credited
 
 

@@ -107,7 +107,7 @@ async def sale_facts(session: AsyncSession, merchant: Merchant, program: Program
             nth[m.id] = sum(int(Decimal(q or 1)) for q, amount, refunded in rows
                             if refunded < amount)
     return SaleFacts(
-        local_time=local, has_customer=True, available_cp=uncapped,
+        local_time=local, has_customer=True, tier_id=customer.tier_id, available_cp=uncapped,
         capped=[CappedPoints(k, v) for k, v in sorted(capped.items())],
         birth_date=customer.birth_date, purchase_count=customer.purchase_count,
         last_purchase_at=(customer.last_purchase_at.astimezone(local.tzinfo)

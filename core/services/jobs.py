@@ -157,6 +157,7 @@ async def expire_points(ctx: CoreContext, job: Job) -> None:
     assert merchant is not None
     await daily.expiry_reminders(ctx, merchant, at)
     await daily.birthday_bonuses(ctx, merchant, at)
+    await daily.reactivation_bonuses(ctx, merchant, at)
     async with ctx.uow() as uow:
         await schedule_recurring(uow.session, merchant, at)
         await uow.commit()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,8 @@ async def _quote(session: AsyncSession, merchant: Merchant, program: Program,
     tier = (await tier_before_sale(session, program, customer, at) if customer
             else program.start_tier())
     facts = await sale_facts(session, merchant, program, customer, ledger, at, max(at, now))
+    if customer is not None:
+        facts = replace(facts, tier_id=tier.id)
     quote = evaluate(program, tier, sale.sale_lines(), sale.total_minor, sale.redeem_cp, facts)
     return quote, tier, ledger, facts
 

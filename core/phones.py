@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 from core.errors import InvalidPhone
 
 
+@lru_cache(maxsize=65536)
 def normalise_phone(raw: str, region: str = "RU") -> str:
     """E.164 form of `raw`, with `region` as the default country; InvalidPhone if not a number."""
     text = (raw or "").strip()

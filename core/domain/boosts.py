@@ -29,7 +29,7 @@ def _now_applies(m: object, facts: SaleFacts) -> bool:
     """Do the time- and customer-dependent boosts apply at this sale?"""
     now = facts.local_time
     if isinstance(m, EventDates):
-        return now.strftime("%m-%d") in m.dates
+        return now.strftime("%m-%d") in m.dates or now.strftime("%Y-%m-%d") in m.dates
     if isinstance(m, HappyHours):
         clock = now.time().replace(tzinfo=None)
         end = time.max if m.end == "24:00" else time.fromisoformat(m.end)

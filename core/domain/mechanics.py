@@ -16,7 +16,9 @@ Amount = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), decimal_places=2)]
 PointsAmount = Annotated[Decimal, Field(ge=0, le=Decimal("1e9"), decimal_places=2)]
 Days = Annotated[int, Field(ge=0, le=3650)]
 HHMM = Annotated[str, Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
-MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+# "03-08" every year, or "2026-11-27" once (a movable date such as Black Friday).
+MonthDay = Annotated[str, Field(
+    pattern=r"^(\d{4}-)?(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
 
 
 class Model(BaseModel):

@@ -97,3 +97,15 @@ def test_birthday_window_and_monthly_target_and_discount_program():
     assert q.promo_discount_minor == 10000
     assert q.breakdown == {"tier_discount_money": -10000, "tier": 4500, "birthday_window": 4500,
                            "monthly_target": 1800}
+
+
+def test_event_dates_every_year_or_once():
+    p = program(mechanics=[{"type": "event_dates", "dates": ["03-08", "2026-11-27"],
+                            "extra_percent": 5}])
+    rated = {}
+    for day in (datetime(2026, 3, 8, 12, tzinfo=MSK), datetime(2027, 3, 8, 12, tzinfo=MSK),
+                datetime(2026, 11, 27, 12, tzinfo=MSK), datetime(2027, 11, 27, 12, tzinfo=MSK)):
+        q = evaluate(p, p.tiers[0], [SaleLine("1", 100000)], 100000, 0, facts(local_time=day))
+        rated[day.date().isoformat()] = q.accrual_cp
+    assert rated == {"2026-03-08": 10000, "2027-03-08": 10000, "2026-11-27": 10000,
+                     "2027-11-27": 5000}  # Black Friday 2027 is another date

@@ -85,3 +85,60 @@ async def test_a_full_refund_restores_the_balance_before_the_sale(core, merchant
     async with ctx.db.read() as session:
         after, debt = await balance_of(session, body["id"], ctx.now())
     assert (after.available_cp, debt) == (before.available_cp, 0)
+
+
+timed_step = st.one_of(
+    st.tuples(st.just("sale"), st.integers(100, 300_000), st.integers(0, 10_000)),
+    st.tuples(st.just("refund"), st.integers(0, 30), st.integers(1, 100)),
+    st.tuples(st.just("wait"), st.integers(1, 40), st.just(0)),
+)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(timed_step, min_size=2, max_size=10))
+async def test_with_time_passing_the_figures_match_the_ledger_after_the_jobs(
+        core, merchant_id, clock, steps):
+    """Activation after 3 days, 20-day lifetime: whatever happens, once the jobs have run the
+    cached figures equal the ledger's, the balance is never negative, and running the jobs
+    again changes nothing."""
+    from datetime import timedelta
+
+    from core.services.jobs import run_due
+    from core.services.programs import put_program
+
+    ctx = core.ctx
+    await put_program(ctx, merchant_id, {"activation_delay_days": 3, "lifetime_days": 20,
+                                         "tiers": [{"id": "b", "name": "B"}]})
+    phone = f"+7918{abs(hash(tuple(steps))) % 10**7:07d}"
+    created, _ = await register_customer(ctx, merchant_id, RegisterCustomer(phone=phone))
+    receipts: list[tuple[str, int]] = []
+    for i, (kind, a, b) in enumerate(steps):
+        try:
+            if kind == "wait":
+                clock.advance_to(clock.now() + timedelta(days=a))
+                await run_due(ctx, clock.now())
+            elif kind == "sale":
+                receipt = f"t{phone}-{i}"
+                await register_sale(ctx, merchant_id, SaleInput(
+                    receipt, a, CustomerRef(phone=phone), redeem_cp=b // 100 * 100))
+                receipts.append((receipt, a))
+            elif receipts:
+                receipt, total = receipts[a % len(receipts)]
+                await register_refund(ctx, merchant_id, receipt, RefundInput(
+                    f"{receipt}-f{i}", amount_minor=max(1, total * b // 100)))
+        except KartochkaError:
+            pass
+    await run_due(ctx, clock.now())
+    mine = [m for m in await check_figures(ctx, merchant_id)]
+    async with ctx.db.read() as session:
+        customer = await session.scalar(select(Customer).where(Customer.phone == phone))
+        balance, debt = await balance_of(session, customer.id, ctx.now())
+        ledger_rows = await session.scalar(select(func.count()).where(
+            LedgerEntry.customer_id == customer.id))
+    assert balance.available_cp >= 0 and debt >= 0
+    assert not [m for m in mine if m.customer_id == customer.id], mine
+    assert await run_due(ctx, clock.now()) == 0
+    async with ctx.db.read() as session:
+        assert await session.scalar(select(func.count()).where(
+            LedgerEntry.customer_id == customer.id)) == ledger_rows

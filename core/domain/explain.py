@@ -149,6 +149,11 @@ def _bonuses(program: Program) -> list[Item]:
     if b.review:
         items.append(Item("review", {"points": b.review.points,
                                      "tiers": _tier_names(program, b.review.tiers)}))
+    if b.important_dates:
+        d = b.important_dates
+        items.append(Item("important_dates", {"points": d.points, "days": d.lifetime_days,
+                                              "before": d.days_before, "kinds": list(d.kinds),
+                                              "tiers": _tier_names(program, d.tiers)}))
     for r in b.reactivation:
         items.append(Item("reactivation", {"after": r.after_days, "points": r.points,
                                            "days": r.lifetime_days,

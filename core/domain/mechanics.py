@@ -186,6 +186,13 @@ class BirthdayBonus(Bonus):
     days_before: Days = 0
 
 
+class DatesBonus(Bonus):
+    """Points `days_before` the customer's important dates (relatives' birthdays...)."""
+
+    days_before: Days = 0
+    kinds: list[str] = Field(default_factory=list)  # empty: every kind
+
+
 class ReviewBonus(Bonus):
     once: bool = True
 
@@ -225,3 +232,4 @@ class Bonuses(Model):
     review: ReviewBonus | None = None
     referral: Referral | None = None
     reactivation: list[ReactivationBonus] = Field(default_factory=list, max_length=10)
+    important_dates: DatesBonus | None = None

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.models import Customer, Job, LedgerEntry, LotAllocation, Merchant
 from core.domain.money import from_minor
 from core.ids import new_id
-from core.services import daily
+from core.services import daily, dates
 from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger
 from core.services.programs import current_program
@@ -158,6 +158,7 @@ async def expire_points(ctx: CoreContext, job: Job) -> None:
     await daily.expiry_reminders(ctx, merchant, at)
     await daily.birthday_bonuses(ctx, merchant, at)
     await daily.reactivation_bonuses(ctx, merchant, at)
+    await dates.date_bonuses(ctx, merchant, at)
     async with ctx.uow() as uow:
         await schedule_recurring(uow.session, merchant, at)
         await uow.commit()

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from core.domain.money import to_minor
 from core.errors import ValidationFailed
-from core.services import customers, programs, purchases, refunds, rewards
+from core.services import customers, dates, programs, purchases, refunds, rewards
 from core.services.customers import CustomerRef
 from merchant.api import schemas as s
 from merchant.api.convert import customer_ref, refund_input, register_command, sale_input
@@ -119,6 +119,14 @@ async def refund(request: web.Request) -> web.Response:
     return json_response(answer.body, 201 if answer.created else 200)
 
 
+async def put_dates(request: web.Request) -> web.Response:
+    body = await parse_body(request, s.DatesIn)
+    saved = await dates.set_dates(
+        core(request), identity(request).merchant_id, request.match_info["id"],
+        [dates.ImportantDate(d.kind, d.date, d.label) for d in body.dates])
+    return json_response({"dates": saved})
+
+
 async def redeem_gift(request: web.Request) -> web.Response:
     body = await parse_body(request, s.GiftRedeemIn)
     created, answer = await rewards.redeem_gift(
@@ -165,6 +173,9 @@ ROUTES = [
     Route("POST", "/purchases/{receipt_id}/refunds", "purchases.refund", refund, "till",
           "Refund a sale in full, by amount or by lines; idempotent by refund_id", s.RefundIn,
           {201: s.RefundOut, 200: s.RefundOut, 404: E, 409: E, 422: E}),
+    Route("PUT", "/customers/{id}/dates", "customers.dates", put_dates, "integration",
+          "Replace the customer's important dates (relatives' birthdays, anniversaries)",
+          s.DatesIn, {200: s.DatesOut, 404: E, 422: E}),
     Route("POST", "/rewards/redeem", "rewards.redeem", redeem_gift, "till",
           "Spend points on a gift from the catalog; idempotent by redemption_id", s.GiftRedeemIn,
           {201: s.GiftOut, 200: s.GiftOut, 404: E, 409: E, 422: E}),

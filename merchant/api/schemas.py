@@ -262,6 +262,20 @@ class RefundOut(BaseModel):
     balance: BalanceOut | None
 
 
+class ImportantDateIn(Strict):
+    kind: str = Field(pattern=r"^(relative_birthday|anniversary|other)$")
+    date: str = Field(pattern=r"^(\d{4}-)?\d{2}-\d{2}$", description="MM-DD or YYYY-MM-DD")
+    label: str | None = Field(default=None, max_length=100)
+
+
+class DatesIn(Strict):
+    dates: list[ImportantDateIn] = Field(max_length=10)
+
+
+class DatesOut(BaseModel):
+    dates: list[dict[str, str | None]]
+
+
 class GiftRedeemIn(Strict):
     customer: CustomerRefIn
     gift_id: str = Field(min_length=1, max_length=32)

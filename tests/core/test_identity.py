@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Column, Table, func, select, tuple_
 
 from core.db.base import Base
-from core.db.models import ChannelAccount, Consent, Customer, OutboxEvent
+from core.db.models import ChannelAccount, Consent, Customer, CustomerDate, OutboxEvent
 from core.errors import CustomerNotFound, InvalidPhone, PhoneTaken, ValidationFailed
 from core.ids import new_id
 from core.services.customers import (
@@ -73,6 +73,9 @@ async def test_merge_moves_every_row_that_references_the_customer(core, merchant
                                  created_at=START)
         uow.session.add(account)
         await uow.session.flush()
+        uow.session.add(CustomerDate(id=new_id("cdt"), merchant_id=merchant_id,
+                                     customer_id=source["id"], kind="relative_birthday",
+                                     month=5, day=12, created_at=START))
         uow.session.add(Consent(id=new_id("cns"), merchant_id=merchant_id, customer_id=source["id"],
                                 channel_account_id=account.id, kind="personal_data", granted=True,
                                 text_version="v1", channel="telegram", occurred_at=START))

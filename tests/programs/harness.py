@@ -89,6 +89,10 @@ class Replay:
         assert status == 201, answer
         self.ids[name] = answer["id"]
         compare(expect, answer)
+        if customer.get("dates"):
+            status, saved = await call(self.client, "PUT", f"/api/v1/customers/{answer['id']}/dates",
+                                       json={"dates": customer["dates"]}, headers=self.auth)
+            assert status == 200, saved
 
     async def _post(self, path: str, body: dict[str, Any], expect: dict[str, Any]) -> None:
         status, answer = await call(self.client, "POST", path, json=body, headers=self.auth)

@@ -1,6 +1,13 @@
 """All tables; importing this package registers them on Base.metadata."""
 
-from core.db.models.customer import Card, ChannelAccount, Consent, Customer, QrToken
+from core.db.models.customer import (
+    Card,
+    ChannelAccount,
+    Consent,
+    Customer,
+    CustomerDate,
+    QrToken,
+)
 from core.db.models.ledger import LedgerEntry, LotAllocation
 from core.db.models.merchant import ApiKey, Cashier, Merchant, MerchantSecret, ProgramVersion, Store
 from core.db.models.ops import Job, OutboxEvent, OutboxOffset
@@ -13,6 +20,7 @@ __all__ = [
     "ChannelAccount",
     "Consent",
     "Customer",
+    "CustomerDate",
     "Job",
     "LedgerEntry",
     "LotAllocation",

@@ -112,3 +112,20 @@ class Consent(Base):
     text_version: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CustomerDate(Base):
+    """A date that matters to the customer (a relative's birthday, an anniversary)."""
+
+    __tablename__ = "customer_dates"
+    __table_args__ = (Index("ix_customer_dates_day", "merchant_id", "month", "day"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    label: Mapped[str | None] = mapped_column(String(100))
+    month: Mapped[int] = mapped_column(Integer)
+    day: Mapped[int] = mapped_column(Integer)
+    year: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

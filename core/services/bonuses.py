@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from core.db.models import Customer, LedgerEntry, Merchant, Purchase
 from core.db.uow import UnitOfWork
@@ -14,6 +16,7 @@ from core.domain.facts import SaleFacts
 from core.domain.mechanics import Bonus
 from core.domain.money import from_minor, round_cp
 from core.domain.program import Program
+from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger, activation_time
 
 
@@ -38,6 +41,25 @@ async def credit_bonus(uow: UnitOfWork, program: Program, ledger: CustomerLedger
               "points": str(from_minor(points))},
              occurred_at=at, now=ledger.now, customer_id=ledger.customer.id)
     return lot
+
+
+async def credit_once(ctx: CoreContext, program: Program, customer_id: str, mechanic: str,
+                      bonus: Bonus, at: datetime, key: Callable[[Customer], str]) -> bool:
+    """A scheduled bonus in its own transaction, at most once per `key` (a unique ledger key)."""
+    try:
+        async with ctx.uow() as uow:
+            customer = await uow.session.scalar(select(Customer).where(
+                Customer.id == customer_id, Customer.deleted_at.is_(None)).with_for_update())
+            if customer is None:
+                return False
+            ledger = await CustomerLedger(uow.session, customer, ctx.now()).load()
+            lot = await credit_bonus(uow, program, ledger, mechanic, bonus, at,
+                                     idempotency_key=key(customer))
+            ledger.refresh_figures(max(at, ctx.now()))
+            await uow.commit()
+            return lot is not None
+    except IntegrityError:
+        return False  # already given: the key says so
 
 
 async def welcome_on_registration(uow: UnitOfWork, program: Program, customer: Customer,

@@ -8,13 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import extract, select
-from sqlalchemy.exc import IntegrityError
 
 from core.db.models import Customer, LedgerEntry, Merchant
 from core.domain.money import from_minor
 from core.services import bonuses
 from core.services.context import CoreContext
-from core.services.ledger import CustomerLedger
 from core.services.programs import current_program
 
 
@@ -44,19 +42,9 @@ async def birthday_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -
                 extract("day", Customer.birth_date) == day)))
     credited = 0
     for customer_id in ids:
-        try:
-            async with ctx.uow() as uow:
-                customer = await uow.session.scalar(
-                    select(Customer).where(Customer.id == customer_id).with_for_update())
-                assert customer is not None
-                ledger = await CustomerLedger(uow.session, customer, ctx.now()).load()
-                lot = await bonuses.credit_bonus(uow, program, ledger, "birthday", rule, at,
-                                           idempotency_key=f"birthday:{customer_id}:{target.year}")
-                ledger.refresh_figures(max(at, ctx.now()))
-                await uow.commit()
-                credited += 1 if lot else 0
-        except IntegrityError:
-            continue  # already given this year: the key says so
+        credited += await bonuses.credit_once(
+            ctx, program, customer_id, "birthday", rule, at,
+            lambda c: f"birthday:{c.id}:{target.year}")
     return credited
 
 
@@ -79,21 +67,11 @@ async def reactivation_bonuses(ctx: CoreContext, merchant: Merchant, at: datetim
             due += [(customer_id, rule) for customer_id in ids]
     credited = 0
     for customer_id, rule in due:
-        try:
-            async with ctx.uow() as uow:
-                customer = await uow.session.scalar(
-                    select(Customer).where(Customer.id == customer_id).with_for_update())
-                assert customer is not None and customer.last_purchase_at is not None
-                key = (f"reactivation:{customer_id}:{rule.after_days}:"
-                       f"{customer.last_purchase_at.date().isoformat()}")
-                ledger = await CustomerLedger(uow.session, customer, ctx.now()).load()
-                lot = await bonuses.credit_bonus(uow, program, ledger, "reactivation", rule, at,
-                                                 idempotency_key=key)
-                ledger.refresh_figures(max(at, ctx.now()))
-                await uow.commit()
-                credited += 1 if lot else 0
-        except IntegrityError:
-            continue
+        after = rule.after_days
+        credited += await bonuses.credit_once(
+            ctx, program, customer_id, "reactivation", rule, at,
+            lambda c, after=after: (f"reactivation:{c.id}:{after}:"  # type: ignore[misc]
+                                    f"{c.last_purchase_at.date().isoformat() if c.last_purchase_at else ''}"))
     return credited
 
 

@@ -8,15 +8,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
 
-from core.db.models import Customer, CustomerDate, Merchant
+from core.db.models import CustomerDate, Merchant
 from core.errors import ValidationFailed
 from core.ids import new_id
 from core.services import bonuses
 from core.services.context import CoreContext
 from core.services.customers import get_customer
-from core.services.ledger import CustomerLedger
 from core.services.programs import current_program
 
 KINDS = ("relative_birthday", "anniversary", "other")
@@ -83,19 +81,7 @@ async def date_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -> in
         due = list((await session.execute(query)).all())
     credited = 0
     for date_id, customer_id in due:
-        try:
-            async with ctx.uow() as uow:
-                customer = await uow.session.scalar(select(Customer).where(
-                    Customer.id == customer_id, Customer.deleted_at.is_(None)).with_for_update())
-                if customer is None:
-                    continue
-                ledger = await CustomerLedger(uow.session, customer, ctx.now()).load()
-                lot = await bonuses.credit_bonus(
-                    uow, program, ledger, "important_date", rule, at,
-                    idempotency_key=f"date:{date_id}:{target.year}")
-                ledger.refresh_figures(max(at, ctx.now()))
-                await uow.commit()
-                credited += 1 if lot else 0
-        except IntegrityError:
-            continue  # this date's bonus was given this year
+        credited += await bonuses.credit_once(
+            ctx, program, customer_id, "important_date", rule, at,
+            lambda c, date_id=date_id: f"date:{date_id}:{target.year}")  # type: ignore[misc]
     return credited

@@ -80,11 +80,18 @@ def line_extra_percents(program: Program, lines: list[SaleLine], receipt_minor: 
 
 
 def fixed_points(program: Program, lines: list[SaleLine], bases: list[int], receipt_minor: int,
-                 facts: SaleFacts) -> dict[str, Decimal]:
-    """Fixed points by mechanic id, in hundredths (step 4): after the combined cap."""
+                 facts: SaleFacts, presents: list[str] | None = None) -> dict[str, Decimal]:
+    """Fixed points by mechanic id, in hundredths (step 4): after the combined cap.
+
+    Presents of the mechanics that apply are appended to `presents` when it is given.
+    """
     points: dict[str, Decimal] = {}
+    by_id = {m.id: m for m in program.mechanics}
 
     def add(key: str, value: Decimal) -> None:
+        present = getattr(by_id.get(key), "present", None)
+        if presents is not None and present is not None and present not in presents:
+            presents.append(present)
         if value:
             points[key] = points.get(key, Decimal(0)) + value * 100
 

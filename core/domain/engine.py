@@ -47,6 +47,7 @@ class SaleQuote:
     lines: list[LineQuote]
     breakdown: dict[str, int] = field(default_factory=dict)
     fixed: dict[str, int] = field(default_factory=dict)  # receipt-level points by mechanic
+    presents: list[str] = field(default_factory=list)  # ids of presents the till hands over
 
 
 def step_cp(program: Program) -> int:
@@ -133,18 +134,20 @@ def evaluate(program: Program, tier: Tier, lines: list[SaleLine], total_minor: i
     # Lines get whole program units (a whole-point program never splits a point). Fixed
     # points belong to the receipt, not to a line: a refund re-checks whether they still hold.
     accrued = allocate(percent_part, weights if sum(weights) else bases, step_cp(program))
+    presents: list[str] = []
     fixed = {name: int(points) for name, points in
-             fixed_points(program, lines, bases, sum(payable), facts).items() if points}
+             fixed_points(program, lines, bases, sum(payable), facts, presents).items() if points}
     if any(bases):
         breakdown.update({k: breakdown.get(k, 0) + v for k, v in fixed.items()})
     else:
-        fixed = {}
+        fixed, presents = {}, []
     accrual = percent_part + sum(fixed.values())
     quotes = [LineQuote(line.line_id, line.amount_minor, p + d, r, a)
               for line, p, d, r, a in zip(lines, promo, point_money, redeemed, accrued,
                                           strict=True)]
     breakdown = {**{k: v for k, v in promo_breakdown.items()}, **breakdown}
-    return SaleQuote(limit, redeem_cp, discount, sum(promo), accrual, quotes, breakdown, fixed)
+    return SaleQuote(limit, redeem_cp, discount, sum(promo), accrual, quotes, breakdown, fixed,
+                     presents)
 
 
 def _accrual(program: Program, tier: Tier, lines: list[SaleLine], bases: list[int],

@@ -103,7 +103,9 @@ def _tier_names(program: Program, ids: list[str]) -> list[str]:
 def _mechanic(m: object, program: Program) -> Item | None:
     boost = {"extra_percent": getattr(m, "extra_percent", Decimal(0)),
              "points": getattr(m, "points", Decimal(0)),
-             "tiers": _tier_names(program, getattr(m, "tiers", []))}
+             "tiers": _tier_names(program, getattr(m, "tiers", [])),
+             "present": next((p.name for p in program.presents
+                              if p.id == getattr(m, "present", None)), None)}
     if isinstance(m, CategoryBonus):
         return Item("category_bonus", boost | _goods(m.match, program) | {"per_unit": m.per_unit})
     if isinstance(m, Basket):

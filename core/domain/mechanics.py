@@ -45,6 +45,7 @@ class Boost(Model):
     extra_percent: Percent = Decimal(0)
     points: PointsAmount = Decimal(0)
     tiers: list[str] = Field(default_factory=list)  # empty: every tier
+    present: str | None = None  # a present from `presents`, handed over at the till
 
     def for_tier(self, tier_id: str | None) -> bool:
         return not self.tiers or tier_id in self.tiers
@@ -218,6 +219,13 @@ class Referral(Model):
             if level.per_amount is not None and level.percent:
                 raise ValueError(f"levels[{i}]: give percent or per_amount with points, not both")
         return self
+
+
+class Present(Model):
+    """Something the till hands over when a mechanic applies (not bought with points)."""
+
+    id: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=120)
 
 
 class Gift(Model):

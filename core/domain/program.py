@@ -36,6 +36,7 @@ from core.domain.mechanics import (
     Model,
     Percent,
     PointsAmount,
+    Present,
 )
 
 
@@ -121,6 +122,7 @@ class Program(Model):
     mechanics: list[Mechanic] = Field(default_factory=list, max_length=50)
     bonuses: Bonuses = Field(default_factory=Bonuses)
     gifts: list[Gift] = Field(default_factory=list, max_length=200)
+    presents: list[Present] = Field(default_factory=list, max_length=50)
     category_names: dict[str, str] = Field(default_factory=dict)  # what customers read
 
     @model_validator(mode="after")
@@ -141,6 +143,11 @@ class Program(Model):
         gift_ids = [g.id for g in self.gifts]
         if len(set(gift_ids)) != len(gift_ids):
             raise ValueError("gifts: ids must be unique")
+        present_ids = {p.id for p in self.presents}
+        for m in self.mechanics:
+            named = getattr(m, "present", None)
+            if named is not None and named not in present_ids:
+                raise ValueError(f"mechanics: present {named!r} is not in presents")
         if self.redemption.mode == "gifts_only" and not self.gifts:
             raise ValueError("gifts: a gifts-only program needs a gifts catalog")
         return self

@@ -177,6 +177,13 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
             body["breakdown"].update({k: _money(v) for k, v in extra.items()})
             body["balance"] = balance_json(ledger.balance(max(at, now)), customer.debt_cp)
             body["tier"] = await tier_json(session, program, customer, max(at, now))
+        names = {p.id: p.name for p in program.presents}
+        body["presents"] = [{"id": p, "name": names.get(p, p)} for p in quote.presents]
+        if quote.presents and customer is not None:
+            uow.emit(merchant_id, "PresentEarned",
+                     {"customer_id": customer.id, "purchase_id": purchase.id,
+                      "presents": quote.presents}, occurred_at=at, now=now,
+                     customer_id=customer.id)
         purchase.response = body
         uow.emit(merchant_id, "PurchaseRegistered",
                  {"purchase_id": purchase.id, "receipt_id": sale.receipt_id,

@@ -238,6 +238,11 @@ class SaleLineOut(BaseModel):
     accrued: DecimalStr
 
 
+class PresentOut(BaseModel):
+    id: str
+    name: str
+
+
 class SaleOut(BaseModel):
     purchase_id: str
     receipt_id: str
@@ -250,6 +255,7 @@ class SaleOut(BaseModel):
     breakdown: dict[str, DecimalStr]
     balance: BalanceOut | None
     tier: TierOut | None
+    presents: list[PresentOut] = []
 
 
 class RefundOut(BaseModel):

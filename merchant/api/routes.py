@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from core.domain.money import to_minor
 from core.errors import ValidationFailed
-from core.services import customers, dates, programs, purchases, refunds, rewards
+from core.services import customers, dates, history, programs, purchases, refunds, rewards
 from core.services.customers import CustomerRef
 from merchant.api import schemas as s
 from merchant.api.convert import customer_ref, refund_input, register_command, sale_input
@@ -89,7 +89,7 @@ async def ledger(request: web.Request) -> web.Response:
         raise ValidationFailed("limit must be a number", field="limit") from exc
     if not 1 <= limit <= 200:
         raise ValidationFailed("limit must be between 1 and 200", field="limit")
-    answer = await customers.ledger_page(
+    answer = await history.ledger_page(
         core(request), identity(request).merchant_id, request.match_info["id"],
         request.query.get("cursor"), limit,
     )

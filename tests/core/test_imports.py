@@ -13,10 +13,10 @@ from core.errors import CustomerNotFound
 from core.services.customers import (
     CustomerRef,
     RegisterCustomer,
-    ledger_page,
     lookup_answer,
     register_customer,
 )
+from core.services.history import ledger_page
 from core.services.imports import (
     RowError,
     import_customers,

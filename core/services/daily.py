@@ -16,8 +16,8 @@ from core.services.context import CoreContext
 from core.services.programs import current_program
 
 
-def _birthday_days(target: date) -> list[tuple[int, int]]:
-    """(month, day) of births celebrated on `target`; 29 February counts on the 28th."""
+def celebrated_days(target: date) -> list[tuple[int, int]]:
+    """(month, day) of dates celebrated on `target`; 29 February counts on the 28th."""
     days = [(target.month, target.day)]
     leap = target.year % 4 == 0 and (target.year % 100 != 0 or target.year % 400 == 0)
     if (target.month, target.day) == (2, 28) and not leap:
@@ -35,7 +35,7 @@ async def birthday_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -
         target = at.astimezone(ZoneInfo(merchant.timezone)).date() + timedelta(
             days=rule.days_before)
         ids: list[str] = []
-        for month, day in _birthday_days(target):
+        for month, day in celebrated_days(target):
             ids += list(await session.scalars(select(Customer.id).where(
                 Customer.merchant_id == merchant.id, Customer.deleted_at.is_(None),
                 extract("month", Customer.birth_date) == month,

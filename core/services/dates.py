@@ -15,6 +15,7 @@ from core.ids import new_id
 from core.services import bonuses
 from core.services.context import CoreContext
 from core.services.customers import get_customer
+from core.services.daily import celebrated_days
 from core.services.programs import current_program
 
 KINDS = ("relative_birthday", "anniversary", "other")
@@ -71,9 +72,8 @@ async def date_bonuses(ctx: CoreContext, merchant: Merchant, at: datetime) -> in
             return 0
         target = at.astimezone(ZoneInfo(merchant.timezone)).date() + timedelta(
             days=rule.days_before)
-        same_day = [(CustomerDate.month == target.month) & (CustomerDate.day == target.day)]
-        if (target.month, target.day) == (2, 28) and target.year % 4:
-            same_day.append((CustomerDate.month == 2) & (CustomerDate.day == 29))
+        same_day = [(CustomerDate.month == month) & (CustomerDate.day == day)
+                    for month, day in celebrated_days(target)]
         query = select(CustomerDate.id, CustomerDate.customer_id).where(
             CustomerDate.merchant_id == merchant.id, or_(*same_day))
         if rule.kinds:

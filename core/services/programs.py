@@ -118,3 +118,10 @@ async def program_document(ctx: CoreContext, merchant_id: str) -> tuple[int, dic
         assert merchant is not None
         program = await current_program(session, merchant)
         return merchant.program_version, program.model_dump(mode="json")
+
+
+async def merchant_and_program(ctx: CoreContext, merchant_id: str) -> tuple[Merchant, Program]:
+    """The merchant (cached snapshot) and its current program, for readers outside a sale."""
+    async with ctx.db.read() as session:
+        merchant = await merchant_snapshot(session, merchant_id)
+        return merchant, await current_program(session, merchant)

@@ -9,7 +9,16 @@ import pytest
 from sqlalchemy import Column, Table, func, select, tuple_
 
 from core.db.base import Base
-from core.db.models import ChannelAccount, Consent, Customer, CustomerDate, OutboxEvent
+from core.db.models import (
+    ChannelAccount,
+    ChatMessage,
+    Consent,
+    Customer,
+    CustomerDate,
+    OutboxEvent,
+    RedemptionConfirmation,
+    Review,
+)
 from core.errors import CustomerNotFound, InvalidPhone, PhoneTaken, ValidationFailed
 from core.ids import new_id
 from core.services.customers import (
@@ -79,6 +88,14 @@ async def test_merge_moves_every_row_that_references_the_customer(core, merchant
         uow.session.add(Consent(id=new_id("cns"), merchant_id=merchant_id, customer_id=source["id"],
                                 channel_account_id=account.id, kind="personal_data", granted=True,
                                 text_version="v1", channel="telegram", occurred_at=START))
+        uow.session.add(ChatMessage(id=new_id("msg"), merchant_id=merchant_id,
+                                    channel_account_id=account.id, customer_id=source["id"],
+                                    direction="in", author="customer", text="привет", created_at=START))
+        uow.session.add(Review(id=new_id("rev"), merchant_id=merchant_id, customer_id=source["id"],
+                               score=9, channel="telegram", created_at=START))
+        uow.session.add(RedemptionConfirmation(
+            id=new_id("rcf"), merchant_id=merchant_id, receipt_id="r-9", customer_id=source["id"],
+            redeem_cp=100, digest="0" * 64, created_at=START, expires_at=START))
         await uow.commit()
     await sell(core, merchant_id, "r-3", TARGET_PHONE, 100_000)
 

@@ -1,5 +1,16 @@
 """All tables; importing this package registers them on Base.metadata."""
 
+from core.db.models.chat import (
+    Bot,
+    ChatMessage,
+    DialogState,
+    InboundUpdate,
+    Media,
+    OutgoingMessage,
+    PhoneCode,
+    RedemptionConfirmation,
+    Review,
+)
 from core.db.models.customer import (
     Card,
     ChannelAccount,
@@ -15,23 +26,32 @@ from core.db.models.purchase import Purchase, PurchaseLine, Refund
 
 __all__ = [
     "ApiKey",
+    "Bot",
     "Card",
     "Cashier",
     "ChannelAccount",
+    "ChatMessage",
     "Consent",
     "Customer",
     "CustomerDate",
+    "DialogState",
+    "InboundUpdate",
     "Job",
     "LedgerEntry",
     "LotAllocation",
+    "Media",
     "Merchant",
     "MerchantSecret",
     "OutboxEvent",
     "OutboxOffset",
+    "OutgoingMessage",
+    "PhoneCode",
     "ProgramVersion",
     "Purchase",
     "PurchaseLine",
     "QrToken",
+    "RedemptionConfirmation",
     "Refund",
+    "Review",
     "Store",
 ]

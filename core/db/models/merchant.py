@@ -21,6 +21,9 @@ class Merchant(Base):
     currency: Mapped[str] = mapped_column(String(3), default="RUB")
     country: Mapped[str] = mapped_column(String(2), default="RU")
     program_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Named on the consent screen (152-FZ): who processes the data, and the policy.
+    legal_name: Mapped[str | None] = mapped_column(String(300))
+    privacy_policy_url: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -1,0 +1,100 @@
+"""Channel accounts and their dialog state: who is writing, in which step of which flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.db.models import ChannelAccount, DialogState
+from core.ids import new_id
+from core.services.context import CoreContext
+
+
+@dataclass
+class AccountState:
+    """An account as the dialog sees it, with its state (changed in place, saved by `save_turn`)."""
+
+    id: str
+    merchant_id: str
+    channel: str
+    bot_id: str
+    chat_id: str
+    customer_id: str | None
+    locale: str
+    blocked: bool
+    flow: str | None = None
+    step: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    created: bool = False
+
+    def go(self, flow: str | None, step: str | None = None, **data: Any) -> None:
+        """Enter a step of a flow (None: no flow, the menu); `data` replaces what was collected."""
+        self.flow, self.step, self.data = flow, step, dict(data)
+
+
+async def open_account(
+    ctx: CoreContext, merchant_id: str, channel: str, bot_id: str, user_id: str, chat_id: str,
+    locale: str,
+) -> AccountState:
+    """The account writing now, created on first contact; last seen and chat id kept fresh."""
+    now = ctx.now()
+    for attempt in (1, 2):
+        try:
+            async with ctx.uow() as uow:
+                s = uow.session
+                account = await s.scalar(select(ChannelAccount).where(
+                    ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == channel,
+                    ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == user_id))
+                created = account is None
+                if account is None:
+                    account = ChannelAccount(
+                        id=new_id("acc"), merchant_id=merchant_id, channel=channel, bot_id=bot_id,
+                        external_user_id=user_id, chat_id=chat_id, locale=locale, created_at=now)
+                    s.add(account)
+                account.chat_id = chat_id
+                account.last_seen_at = now
+                state = await s.get(DialogState, account.id) if not created else None
+                await uow.commit()
+                return AccountState(
+                    id=account.id, merchant_id=merchant_id, channel=channel, bot_id=bot_id,
+                    chat_id=chat_id, customer_id=account.customer_id, locale=account.locale,
+                    blocked=account.blocked_at is not None,
+                    flow=state.flow if state else None, step=state.step if state else None,
+                    data=dict(state.data) if state else {}, created=created)
+        except IntegrityError:
+            if attempt == 2:  # two first messages raced; the second now finds the account
+                raise
+    raise AssertionError("unreachable")
+
+
+async def save_state(ctx: CoreContext, account: AccountState) -> None:
+    """Keep the flow, step and collected data for the next event of this account."""
+    async with ctx.uow() as uow:
+        state = await uow.session.get(DialogState, account.id)
+        if state is None:
+            state = DialogState(channel_account_id=account.id)
+            uow.session.add(state)
+        state.flow, state.step, state.data = account.flow, account.step, dict(account.data)
+        state.updated_at = ctx.now()
+        await uow.commit()
+
+
+async def set_locale(ctx: CoreContext, account_id: str, locale: str) -> None:
+    async with ctx.uow() as uow:
+        account = await uow.session.get(ChannelAccount, account_id)
+        if account is not None:
+            account.locale = locale
+        await uow.commit()
+
+
+async def set_blocked(ctx: CoreContext, account_id: str, at: datetime | None) -> None:
+    """The person blocked the bot (`at`) or came back (None); senders skip blocked accounts."""
+    async with ctx.uow() as uow:
+        account = await uow.session.get(ChannelAccount, account_id)
+        if account is not None:
+            account.blocked_at = at
+        await uow.commit()

@@ -1,0 +1,7 @@
+"""Flow: profile (to be written)."""
+
+from __future__ import annotations
+
+from bots.dialog.dialog import Router
+
+router = Router("profile")

@@ -1,0 +1,7 @@
+"""Flow: registration (to be written)."""
+
+from __future__ import annotations
+
+from bots.dialog.dialog import Router
+
+router = Router("registration")

@@ -1,0 +1,7 @@
+"""Flow: review (to be written)."""
+
+from __future__ import annotations
+
+from bots.dialog.dialog import Router
+
+router = Router("review")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.db.models import OutboxEvent
+from core.db.pending import write_pending
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -67,8 +68,15 @@ class UnitOfWork:
             "payload": payload, "occurred_at": occurred_at, "created_at": now,
         })
 
-    async def commit(self) -> None:
-        """Write the collected events in one statement, then commit everything together."""
+    async def commit(self, *, plain: bool = False) -> None:
+        """Write the collected events in one statement, then commit everything together.
+
+        `plain=True`: new and changed rows are written by plain INSERT/UPDATE statements instead
+        of the ORM's flush (much less CPU; see core/db/pending.py); the hot sale path uses it.
+        """
+        if plain:
+            await write_pending(self.session, {OutboxEvent.__table__: self._events})  # type: ignore[dict-item]
+            self._events.clear()
         if self._events:
             await self.session.flush()
             await self.session.execute(insert(OutboxEvent), self._events)

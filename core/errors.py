@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -90,3 +91,81 @@ class CardBlocked(ValidationFailed):
 class ConfigurationError(KartochkaError):
     code = "configuration_error"
     kind = "unavailable"
+
+
+class ConfirmationRequired(KartochkaError):
+    """The program asks the customer to confirm a redemption: a code went to their messenger."""
+
+    code = "confirmation_required"
+    kind = "precondition"
+
+
+class ConfirmationInvalid(ValidationFailed):
+    code = "confirmation_invalid"
+
+
+class CodeNotSent(ValidationFailed):
+    """No code is waiting for this phone (never asked, already used, or replaced)."""
+
+    code = "code_not_sent"
+
+
+class CodeMalformed(ValidationFailed):
+    """What was typed is not a code of the right form (no try is counted)."""
+
+    code = "code_malformed"
+
+
+class CodeWrong(ValidationFailed):
+    """A wrong code; `tries_left` more before the lock."""
+
+    code = "code_wrong"
+
+    def __init__(self, message: str, *, tries_left: int) -> None:
+        super().__init__(message, tries_left=tries_left)
+        self.tries_left = tries_left
+
+
+class CodeExpired(ValidationFailed):
+    code = "code_expired"
+
+
+class CodeLocked(KartochkaError):
+    """Too many wrong codes for this phone: no checks and no new codes until `until`."""
+
+    code = "code_locked"
+    kind = "forbidden"
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        super().__init__(message, until=until.isoformat())
+        self.until = until
+
+
+class ResendTooSoon(KartochkaError):
+    """A new code may be asked for in `seconds`."""
+
+    code = "resend_too_soon"
+    kind = "conflict"
+
+    def __init__(self, message: str, *, seconds: int) -> None:
+        super().__init__(message, seconds=seconds)
+        self.seconds = seconds
+
+
+class SmsLimitReached(KartochkaError):
+    """A daily cap on codes is reached (`scope`: phone, account, merchant or ip)."""
+
+    code = "sms_limit_reached"
+    kind = "forbidden"
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message, scope=scope)
+        self.scope = scope
+
+
+class InvalidBirthDate(ValidationFailed):
+    code = "invalid_birth_date"
+
+
+class InvalidName(ValidationFailed):
+    code = "invalid_name"

@@ -16,6 +16,7 @@ from core.domain.money import from_minor
 from core.domain.program import Program, Tier
 from core.errors import CustomerNotFound, ReceiptConflict, ValidationFailed
 from core.ids import new_id
+from core.services import confirmations
 from core.services.context import CoreContext
 from core.services.customers import find_customer
 from core.services.facts import sale_facts
@@ -99,9 +100,10 @@ async def preview_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> d
 async def register_sale(ctx: CoreContext, merchant_id: str, sale: SaleInput) -> SaleAnswer:
     """Register a sale once per receipt_id; a repeat gets the first answer, another body a 409."""
     digest = sale.digest()
+    confirmation = await _confirmation(ctx, merchant_id, sale, digest)
     for attempt in range(3):
         try:
-            return await _register_once(ctx, merchant_id, sale, digest)
+            return await _register_once(ctx, merchant_id, sale, digest, confirmation)
         except IntegrityError:
             # A concurrent insert of the same receipt, store or cashier won; look again.
             if attempt == 2:
@@ -122,6 +124,29 @@ async def _existing(session: AsyncSession, merchant_id: str, receipt_id: str,
     return SaleAnswer(False, found.response)
 
 
+async def _confirmation(ctx: CoreContext, merchant_id: str, sale: SaleInput,
+                        digest: str) -> str | None:
+    """Where the program asks the customer to confirm a redemption: the confirmation to use up.
+
+    Checked before the sale's transaction (it writes tries and codes of its own); a
+    repeat of a registered sale needs no code.
+    """
+    if sale.redeem_cp <= 0 or sale.customer is None:
+        return None
+    now = ctx.now()
+    async with ctx.db.read() as session:
+        merchant = await merchant_snapshot(session, merchant_id)
+        if not (await current_program(session, merchant)).redemption.confirm:
+            return None
+        if await _existing(session, merchant_id, sale.receipt_id, digest) is not None:
+            return None
+        customer = await _customer_of(session, merchant, sale, _sale_time(sale, now))
+        assert customer is not None
+        customer_id = customer.id
+    return await confirmations.require(ctx, merchant_id, sale.receipt_id, customer_id,
+                                       sale.redeem_cp, sale.confirmation_code)
+
+
 async def _customer_of(session: AsyncSession, merchant: Merchant, sale: SaleInput, at: datetime,
                        lock: bool = False) -> Customer | None:
     if sale.customer is None:
@@ -133,7 +158,7 @@ async def _customer_of(session: AsyncSession, merchant: Merchant, sale: SaleInpu
 
 
 async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
-                         digest: str) -> SaleAnswer:
+                         digest: str, confirmation: str | None = None) -> SaleAnswer:
     now = ctx.now()
     at = _sale_time(sale, now)
     async with ctx.uow() as uow:
@@ -185,13 +210,15 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
                       "presents": quote.presents}, occurred_at=at, now=now,
                      customer_id=customer.id)
         purchase.response = body
+        if confirmation is not None:
+            await confirmations.use_up(session, confirmation)
         uow.emit(merchant_id, "PurchaseRegistered",
                  {"purchase_id": purchase.id, "receipt_id": sale.receipt_id,
                   "customer_id": purchase.customer_id, "total": body["total"],
                   "redeemed": body["redeemed"], "accrued": body["accrued"],
                   "store_id": purchase.store_id},
                  occurred_at=at, now=now, customer_id=purchase.customer_id)
-        await uow.commit()
+        await uow.commit(plain=True)
     return SaleAnswer(True, body)
 
 

@@ -13,9 +13,12 @@ from core.domain.engine import SaleLine
 from core.services.customers import CustomerRef
 
 
-def body_digest(request: Any) -> str:
+def body_digest(request: Any, *, leave_out: tuple[str, ...] = ()) -> str:
     """SHA-256 of a request dataclass in canonical JSON (datetimes as ISO text)."""
-    raw = json.dumps(asdict(request), sort_keys=True, separators=(",", ":"), default=str)
+    data = asdict(request)
+    for name in leave_out:
+        data.pop(name, None)
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -40,6 +43,7 @@ class SaleInput:
     store_code: str | None = None
     cashier_code: str | None = None
     occurred_at: datetime | None = None
+    confirmation_code: str | None = None  # the customer's code, where the program asks for one
 
     def sale_lines(self) -> list[SaleLine]:
         if not self.lines:
@@ -48,8 +52,11 @@ class SaleInput:
                          Decimal(x.quantity or 1)) for x in self.lines]
 
     def digest(self) -> str:
-        """Identity of the request body: a repeated sale must match it exactly."""
-        return body_digest(self)
+        """Identity of the request body: a repeated sale must match it exactly.
+
+        The confirmation code is left out: the till repeats a 428'd sale with it.
+        """
+        return body_digest(self, leave_out=("confirmation_code",))
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def sale_input(body: SaleIn) -> SaleInput:
         store_code=body.store_id,
         cashier_code=body.cashier_id,
         occurred_at=body.occurred_at,
+        confirmation_code=body.confirmation_code,
     )
 
 

@@ -169,7 +169,7 @@ ROUTES = [
           "What a sale would do; writes nothing", s.SaleIn, {200: s.PreviewOut, 404: E, 422: E}),
     Route("POST", "/purchases", "purchases.register", register_sale, "till",
           "Register a sale; idempotent by receipt_id", s.SaleIn,
-          {201: s.SaleOut, 200: s.SaleOut, 404: E, 409: E, 422: E}),
+          {201: s.SaleOut, 200: s.SaleOut, 404: E, 409: E, 422: E, 428: E}),
     Route("POST", "/purchases/{receipt_id}/refunds", "purchases.refund", refund, "till",
           "Refund a sale in full, by amount or by lines; idempotent by refund_id", s.RefundIn,
           {201: s.RefundOut, 200: s.RefundOut, 404: E, 409: E, 422: E}),

@@ -99,6 +99,10 @@ class SaleIn(Strict):
     store_id: Code | None = None
     cashier_id: Code | None = None
     occurred_at: AwareDatetime | None = None
+    confirmation_code: Annotated[str, Field(
+        min_length=4, max_length=12, pattern=r"^\s*\d+\s*$",
+        description="The code the customer received after a 428 confirmation_required; "
+                    "left out when comparing a repeated sale's body")] | None = None
 
     @model_validator(mode="after")
     def _lines(self) -> SaleIn:

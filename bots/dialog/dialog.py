@@ -20,6 +20,7 @@ from core.ports import MediaStore, SmsGateway
 from core.services import accounts
 from core.services.accounts import AccountState
 from core.services.context import CoreContext
+from core.services.otp import OtpPolicy
 from core.services.programs import merchant_and_program
 
 log = logging.getLogger("kartochka.dialog")
@@ -38,6 +39,7 @@ class DialogDeps:
     deep_link: DeepLink
     public_url: str | None = None
     trust_client_ip: bool = False
+    otp: OtpPolicy = field(default_factory=OtpPolicy)
 
 
 @dataclass

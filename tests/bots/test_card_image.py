@@ -1,0 +1,59 @@
+"""The card PNG: a QR a till can read, Cyrillic text, the same bytes for the same card."""
+
+from __future__ import annotations
+
+import io
+
+import zxingcpp
+from PIL import Image, ImageChops, ImageDraw
+
+from bots.dialog.card_image import font, render_card, render_qr
+
+CARD = dict(merchant="Кофейня «Зерно»", balance="Баланс: 1 250 бонусов", caption="Карта")
+
+
+def png(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image
+
+
+def glyph(face, ch: str) -> bytes:
+    image = Image.new("L", (40, 40), 0)
+    ImageDraw.Draw(image).text((4, 4), ch, font=face, fill=255)
+    return image.tobytes()
+
+
+def test_qr_decodes_to_the_card_number():
+    data = render_card("2123456789012", tier="Уровень: Золотой", **CARD)
+    assert [r.text for r in zxingcpp.read_barcodes(png(data))] == ["2123456789012"]
+
+
+def test_same_card_same_bytes():
+    first = render_card.__wrapped__("2000000000008", tier="Уровень: Золотой", **CARD)
+    second = render_card.__wrapped__("2000000000008", tier="Уровень: Золотой", **CARD)
+    assert first == second
+
+
+def test_cyrillic_is_drawn_with_real_glyphs():
+    """A font without Cyrillic draws every letter as the same missing-glyph box: the word
+    "Золотой" would then look exactly like seven U+FFFF characters."""
+    word = render_card.__wrapped__("2123456789012", tier="Уровень: Золотой", **CARD)
+    boxes = render_card.__wrapped__("2123456789012", tier="Уровень: " + "\uffff" * 7, **CARD)
+    assert ImageChops.difference(png(word).convert("L"), png(boxes).convert("L")).getbbox() is not None
+    for face in (font(False, 26), font(True, 26)):
+        missing = glyph(face, "\uffff")
+        assert all(glyph(face, ch) != missing for ch in "ЗолтйЖЩЁё")
+
+
+def test_a_long_merchant_name_is_shortened_not_cut_off_the_card():
+    data = render_card.__wrapped__("2123456789012", merchant="Очень длинное название " * 5,
+                                   balance="Баланс: 0 бонусов", tier="Уровень: Базовый")
+    image = png(data)
+    assert image.size == (720, 400)
+    assert [r.text for r in zxingcpp.read_barcodes(image)] == ["2123456789012"]
+
+
+def test_invite_qr_decodes_to_the_link():
+    link = "https://t.me/testbot?start=ref_ABCDEFGH"
+    assert [r.text for r in zxingcpp.read_barcodes(png(render_qr(link)))] == [link]

@@ -1,1 +1,2 @@
-"""Telegram adapter (aiogram 3); arrives with step 3."""
+"""Telegram adapter (aiogram 3): webhook or polling in, stored updates through aiogram to the dialog,
+screens out through one sender per bot."""

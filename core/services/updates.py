@@ -1,0 +1,125 @@
+"""Stored platform updates: saved before we answer, claimed by a worker, kept a while against redelivery.
+
+A (bot, key) already stored is a redelivery and is dropped. Keys are kept for a
+time to live, not as "highest id seen": Telegram's update ids can jump.
+Statuses: new -> processing -> done | retry (-> processing ...) | failed.
+While a row is processing, `processed_at` says when it was claimed, so a row a
+crashed process left behind is claimed again after STALE_AFTER.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.db.models import InboundUpdate
+from core.services.context import CoreContext
+
+TTL = timedelta(hours=24)  # Telegram keeps an undelivered update for 24 hours
+MAX_ATTEMPTS = 3
+RETRY_AFTER = timedelta(seconds=30)
+STALE_AFTER = timedelta(minutes=5)
+ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class StoredUpdate:
+    id: int
+    bot_id: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+async def store(
+    ctx: CoreContext, bot_id: str, key: str, payload: dict[str, Any], *, ttl: timedelta = TTL,
+) -> bool:
+    """Save an update before answering the platform; False when (bot, key) was already stored."""
+    now = ctx.now()
+    async with ctx.uow() as uow:
+        exists = await uow.session.scalar(select(InboundUpdate.id).where(
+            InboundUpdate.bot_id == bot_id, InboundUpdate.key == key))
+        if exists is not None:
+            return False
+        uow.session.add(InboundUpdate(
+            bot_id=bot_id, key=key, payload=payload, status="new", attempts=0,
+            received_at=now, expires_at=now + ttl))
+        try:
+            await uow.commit()
+        except IntegrityError:  # the same update arrived twice at once; the other one won
+            return False
+    return True
+
+
+async def claim(ctx: CoreContext, limit: int = 50) -> list[StoredUpdate]:
+    """Take pending updates (oldest first) for processing in this process."""
+    now = ctx.now()
+    due = or_(
+        InboundUpdate.status == "new",
+        and_(InboundUpdate.status == "retry",
+             InboundUpdate.processed_at <= now - RETRY_AFTER),
+        and_(InboundUpdate.status == "processing", InboundUpdate.processed_at <= now - STALE_AFTER),
+    )
+    async with ctx.uow() as uow:
+        rows = list(await uow.session.scalars(
+            select(InboundUpdate).where(due).order_by(InboundUpdate.id).limit(limit)
+            .with_for_update(skip_locked=True)))
+        if not rows:
+            return []
+        for row in rows:
+            row.status, row.processed_at = "processing", now
+            row.attempts += 1
+        claimed = [StoredUpdate(id=r.id, bot_id=r.bot_id, key=r.key, payload=dict(r.payload),
+                                attempts=r.attempts) for r in rows]
+        await uow.commit()
+    return claimed
+
+
+async def mark_done(ctx: CoreContext, update_id: int) -> None:
+    await _finish(ctx, update_id, "done", None)
+
+
+async def mark_failed(ctx: CoreContext, update_id: int, error: str, *, retry: bool = True) -> str:
+    """Record a processing error: tried again later while attempts remain; returns the new status."""
+    async with ctx.db.read() as session:
+        attempts = await session.scalar(
+            select(InboundUpdate.attempts).where(InboundUpdate.id == update_id))
+    status = "retry" if retry and (attempts or 0) < MAX_ATTEMPTS else "failed"
+    await _finish(ctx, update_id, status, error[:ERROR_LENGTH])
+    return status
+
+
+async def _finish(ctx: CoreContext, update_id: int, status: str, error: str | None) -> None:
+    async with ctx.uow() as uow:
+        await uow.session.execute(update(InboundUpdate).where(InboundUpdate.id == update_id).values(
+            status=status, last_error=error, processed_at=ctx.now()))
+        await uow.commit()
+
+
+async def purge_expired(ctx: CoreContext) -> int:
+    """Forget finished updates past their time to live (their keys may be used again)."""
+    async with ctx.uow() as uow:
+        result = await uow.session.execute(delete(InboundUpdate).where(
+            InboundUpdate.expires_at < ctx.now(), InboundUpdate.status.in_(("done", "failed"))))
+        await uow.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def get_update(ctx: CoreContext, bot_id: str, key: str) -> InboundUpdate | None:
+    """One stored update (for checks and tests)."""
+    async with ctx.db.read() as session:
+        row: InboundUpdate | None = await session.scalar(select(InboundUpdate).where(
+            InboundUpdate.bot_id == bot_id, InboundUpdate.key == key))
+        return row
+
+
+async def pending_count(ctx: CoreContext) -> int:
+    """Updates not yet finished (new, processing or waiting for a retry)."""
+    async with ctx.db.read() as session:
+        count = await session.scalar(select(func.count()).select_from(InboundUpdate).where(
+            InboundUpdate.status.in_(("new", "processing", "retry"))))
+        return int(count or 0)

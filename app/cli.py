@@ -55,10 +55,16 @@ async def cmd_worker(_args: argparse.Namespace) -> int:
     settings = _settings()
     setup_logging(settings.log_level, settings.log_format)
     core = await _core()
+    from bots.telegram.runtime import TelegramRuntime
+
+    # The worker sends what is queued for every bot; updates arrive at `serve`.
+    telegram = TelegramRuntime(core.ctx, settings, core.messengers, receive=False)
     await core.start_background()
+    await telegram.start()
     try:
         await asyncio.Event().wait()
     finally:
+        await telegram.stop()
         await core.close()
     return 0
 
@@ -190,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(run=cmd_serve)
-    sub.add_parser("worker", help="outbox drain and scheduler only").set_defaults(run=cmd_worker)
+    sub.add_parser("worker", help="outbox drain, scheduler and message senders").set_defaults(run=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
     db = sub.add_parser("db", help="database checks").add_subparsers(dest="sub", required=True)
     db.add_parser("check", help="fail when models and migrations differ").set_defaults(
@@ -233,11 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merchant", required=True)
     p.set_defaults(run=cmd_check_figures)
 
+    from app.cli_bots import add_bot_commands
     from app.cli_customer import add_customer_commands
     from app.cli_data import add_import_commands
 
     add_import_commands(sub)
     add_customer_commands(sub)
+    add_bot_commands(sub)
     return parser
 
 

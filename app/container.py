@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
+from app.messengers import Messengers, build_messengers
 from app.metrics import Metrics
 from core.config import Settings
 from core.db.engine import Database
@@ -33,11 +34,16 @@ class Core:
     outbox: Outbox
     auth: KeyAuthenticator
     metrics: Metrics
+    messengers: Messengers
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
-        """The outbox drain and the scheduler: in this process, or in the one leader process."""
+        """The outbox drain and the scheduler: in this process, or in the one leader process.
+
+        The outgoing dispatcher runs in every process: it sends for the bots registered here.
+        """
         self.tasks.append(asyncio.create_task(self._lead(), name="leader"))
+        self.tasks.append(asyncio.create_task(self.messengers.dispatcher.run(), name="dispatcher"))
 
     async def _lead(self) -> None:
         """Exactly one scheduler and one drain across processes: a PostgreSQL advisory lock.
@@ -70,6 +76,7 @@ class Core:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.tasks.clear()
+        await self.messengers.close()
         await self.ctx.db.close()
 
 
@@ -90,4 +97,6 @@ async def build_core(settings: Settings, clock: Clock | None = None, *, migrate:
 
     outbox.register("metrics", count_event)
     auth = KeyAuthenticator(ctx, settings.api_key_cache_seconds)
-    return Core(settings=settings, ctx=ctx, outbox=outbox, auth=auth, metrics=metrics)
+    messengers = build_messengers(ctx, settings, outbox)
+    return Core(settings=settings, ctx=ctx, outbox=outbox, auth=auth, metrics=metrics,
+                messengers=messengers)

@@ -10,11 +10,16 @@ from aiohttp import web
 from sqlalchemy import text
 
 from app.container import Core
+from bots.telegram.runtime import TelegramRuntime
+from bots.telegram.webhook import add_route as add_telegram_webhook
+from bots.web.routes import add_web_chat
+from bots.web.setup import WebChat
 from merchant.api import create_api
 from merchant.api.http import MERCHANT_ID, Handler
 
 log = logging.getLogger("kartochka.http")
 CORE_KEY = web.AppKey("core", Core)
+TELEGRAM_KEY = web.AppKey("telegram", TelegramRuntime)
 
 
 @web.middleware
@@ -68,11 +73,19 @@ def create_app(core: Core, *, background: bool = True) -> web.Application:
     api = create_api(core.ctx, core.auth)
     api[CORE_KEY] = core
     app.add_subapp("/api/v1", api)
+    messengers = core.messengers
+    web_chat = add_web_chat(app, WebChat(core.ctx, core.settings, messengers.dialog, messengers.dispatcher))
+    messengers.deep_links["web"] = web_chat.deep_link
+    telegram = TelegramRuntime(core.ctx, core.settings, messengers)
+    add_telegram_webhook(app, telegram.webhook)
+    app[TELEGRAM_KEY] = telegram
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if background:
             await core.start_background()
+            await telegram.start()
         yield
+        await telegram.stop()
         await core.close()
 
     app.cleanup_ctx.append(lifetime)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +36,30 @@ class Settings(BaseSettings):
     google_wallet_api_url: str = "https://walletobjects.googleapis.com"
     google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
     sms_api_url: str = "https://sms.ru"
+    # Telegram: getUpdates long-poll seconds (no PUBLIC_URL); how often a process looks for stored
+    # updates other processes saved, and for bots added or removed while it runs.
+    telegram_poll_seconds: int = 25
+    telegram_worker_poll_seconds: float = 5.0
+    telegram_refresh_seconds: float = 60.0
+    # SMS codes: "log" (development: codes go to the log at DEBUG) or "smsru" (SMS.ru's HTTP API).
+    sms_gateway: str = Field(default="log", pattern="^(log|smsru)$")
+    sms_timeout_seconds: float = 10.0
+    # Daily caps on SMS codes against SMS pumping (a rolling 24 hours).
+    sms_daily_per_phone: int = 5
+    sms_daily_per_account: int = 10
+    sms_daily_per_merchant: int = 1000
+    sms_daily_per_ip: int = 20
+    # Client addresses from X-Forwarded-For are believed (and capped) only behind a trusted proxy.
+    trusted_proxy: bool = False
+    # Sites allowed to embed the web chat widget (origins like "https://shop.example"), JSON list.
+    web_chat_origins: list[str] = Field(default_factory=list)
+
+    # The outgoing queue: platform rate limits on (off only for benchmarks); quiet hours in the
+    # merchant's time zone delay reminders and marketing (never what the customer caused).
+    send_rate_limit: bool = True
+    send_concurrency: int = 64
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(9, 0)
 
     @property
     def is_sqlite(self) -> bool:

@@ -66,6 +66,7 @@ class Turn:
             image: Image | None = None, edit: bool = False, remove_prompt: bool = False,
             **context: Any) -> Screen:
         """Add a screen with the text `key`; `edit` replaces the message whose button was pressed."""
+        context.setdefault("contact_button", self.event.contact_button)
         screen = Screen(
             text=self.texts(key, **context), image=image,
             buttons=tuple(tuple(row) for row in buttons), prompt=prompt, remove_prompt=remove_prompt,

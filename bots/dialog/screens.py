@@ -31,6 +31,8 @@ class Event:
     language: str | None = None  # the platform's language hint, used on first contact only
     display_name: str | None = None
     client_ip: str | None = None  # only where a trusted proxy vouches for it
+    # What the channel can show: a "share my phone" button (Telegram, MAX) or not (web, VK).
+    contact_button: bool = False
 
 
 @dataclass(frozen=True)

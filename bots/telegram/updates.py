@@ -44,7 +44,8 @@ class Inbound(Protocol):
 def _event(scope: BotScope, user: User, chat_id: int, kind: str, **fields: Any) -> Event:
     return Event(channel=CHANNEL, merchant_id=scope.merchant_id, bot_id=scope.bot_id,
                  user_id=str(user.id), chat_id=str(chat_id), kind=kind,
-                 language=user.language_code, display_name=user.full_name, **fields)
+                 language=user.language_code, display_name=user.full_name, contact_button=True,
+                 **fields)
 
 
 async def _answer(inbound: Inbound, event: Event) -> Reply:

@@ -73,9 +73,9 @@ async def test_someone_elses_contact_is_refused(telegram, anna):
     chat = Chat(telegram, anna)
     await consent(chat)
     arrived = await chat.share_contact("+79990001122", user_id=555_000_555)
-    assert arrived[-1].params["text"] == RU("registration.contact_not_own")
+    assert arrived[-1].params["text"] == RU("registration.contact_not_own", contact_button=True)
     arrived = await chat.share_contact("+79990001122", user_id=None)  # a contact from the phone book
-    assert arrived[-1].params["text"] == RU("registration.contact_not_own")
+    assert arrived[-1].params["text"] == RU("registration.contact_not_own", contact_button=True)
     assert await customer(telegram.core, "+79990001122") is None
 
 

@@ -24,6 +24,7 @@ async def register(widget: Widget, core, phone: str = "+7 916 123-45-67") -> lis
     [ad] = await widget.press(consent, "reg:pd_yes")
     [ask_phone] = await widget.press(ad, "reg:ad_yes")
     assert ask_phone["prompt"]["kind"] == "phone"  # the widget shows a phone field
+    assert "Поделиться" not in ask_phone["text"]  # no contact button on the web: not promised
     [sent] = await widget.ask({"type": "text", "text": phone})
     e164 = "+" + re.sub(r"\D", "", phone)
     code = re.search(r"\b\d{6}\b", core.messengers.sms.texts_to(e164)[-1]).group()

@@ -123,6 +123,7 @@ async def anonymise_customer(ctx: CoreContext, merchant_id: str, customer_id: st
         media_ids = [m.media_id for m in messages if m.media_id]
         for message in messages:
             message.text = None
+        media_ids += await _erase_outgoing(s, account_ids)
         if media_ids:
             await s.execute(update(Media).where(Media.id.in_(media_ids))
                             .values(data=None, size=0, sha256=""))
@@ -135,9 +136,6 @@ async def anonymise_customer(ctx: CoreContext, merchant_id: str, customer_id: st
             await s.execute(delete(PhoneCode).where(PhoneCode.merchant_id == merchant_id,
                                                     PhoneCode.phone == phone))
         if account_ids:
-            await s.execute(update(OutgoingMessage).where(
-                OutgoingMessage.channel_account_id.in_(account_ids),
-                OutgoingMessage.status.in_(FINISHED)).values(body={"text": ""}))
             await s.execute(delete(DialogState).where(DialogState.channel_account_id.in_(account_ids)))
             await s.execute(update(ChannelAccount).where(ChannelAccount.id.in_(account_ids))
                             .values(customer_id=None))
@@ -148,3 +146,21 @@ async def anonymise_customer(ctx: CoreContext, merchant_id: str, customer_id: st
         uow.emit(merchant_id, "CustomerErased", {"customer_id": customer_id},
                  occurred_at=now, now=now, customer_id=customer_id)
         await uow.commit()
+
+
+async def _erase_outgoing(s: AsyncSession, account_ids: list[str]) -> list[str]:
+    """Blank what we sent or were about to send them; returns the images those messages carried.
+
+    Messages still queued (a balance notice, say) are not sent after the erasure.
+    """
+    if not account_ids:
+        return []
+    of_accounts = OutgoingMessage.channel_account_id.in_(account_ids)
+    bodies = await s.scalars(select(OutgoingMessage.body).where(of_accounts))
+    images = [body["image"]["media_id"] for body in bodies
+              if isinstance(body.get("image"), dict) and body["image"].get("media_id")]
+    await s.execute(update(OutgoingMessage).where(of_accounts, OutgoingMessage.status.in_(FINISHED))
+                    .values(body={"text": ""}))
+    await s.execute(update(OutgoingMessage).where(of_accounts, OutgoingMessage.status == "queued")
+                    .values(body={"text": ""}, status="failed", error="erased at the customer's request"))
+    return images

@@ -94,9 +94,17 @@ async def mark_failed(ctx: CoreContext, update_id: int, error: str, *, retry: bo
 
 
 async def _finish(ctx: CoreContext, update_id: int, status: str, error: str | None) -> None:
+    """Mark an update; once done, only its key is kept (for de-duplication), not the person's data.
+
+    A raw update holds names, phones and messages: kept no longer than it takes to process
+    it (152-FZ: no more than the purpose needs). A failed one keeps it for the retry.
+    """
+    values: dict[str, Any] = {"status": status, "last_error": error, "processed_at": ctx.now()}
+    if status == "done":
+        values["payload"] = {}
     async with ctx.uow() as uow:
-        await uow.session.execute(update(InboundUpdate).where(InboundUpdate.id == update_id).values(
-            status=status, last_error=error, processed_at=ctx.now()))
+        await uow.session.execute(update(InboundUpdate).where(InboundUpdate.id == update_id)
+                                  .values(values))
         await uow.commit()
 
 

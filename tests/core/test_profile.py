@@ -94,3 +94,34 @@ async def test_erasure_forgets_the_person_and_keeps_the_amounts(core, merchant_i
         await customer_answer(core.ctx, merchant_id, customer_id)
     created, again = await register_customer(core.ctx, merchant_id, RegisterCustomer(phone=PHONE))
     assert created and again["id"] != customer_id and again["balance"]["available"] == "0.00"
+
+
+async def test_erasure_blanks_messages_sent_or_queued_to_the_person(core, merchant_id, client, auth):
+    from core.db.models import OutgoingMessage
+    from core.services.bots import add_bot
+    from core.services.outgoing import SERVICE, NewOutgoing, enqueue
+
+    customer_id, account_id = await lived_customer(core, merchant_id, client, auth)
+    bot = await add_bot(core.ctx, merchant_id, "web", None)
+    card = await DbMediaStore(core.ctx).put(merchant_id, "image/png", b"card png with a QR")
+
+    def message(body: dict) -> NewOutgoing:
+        return NewOutgoing(merchant_id=merchant_id, bot_id=bot.id, channel_account_id=account_id,
+                           chat_id="42", body=body, priority=SERVICE, kind="test")
+
+    sent_id, queued_id = await enqueue(core.ctx, [
+        message({"text": "Ваша карта", "image": {"media_id": card, "filename": "card.png"}}),
+        message({"text": "Анна, у вас 50 бонусов"})])
+    async with core.ctx.uow() as uow:
+        (await uow.session.get(OutgoingMessage, sent_id)).status = "sent"
+        await uow.commit()
+
+    await anonymise_customer(core.ctx, merchant_id, customer_id)
+
+    async with core.ctx.db.read() as session:
+        sent = await session.get(OutgoingMessage, sent_id)
+        queued = await session.get(OutgoingMessage, queued_id)
+        image = await session.get(Media, card)
+    assert sent.body == {"text": ""} and sent.status == "sent"
+    assert queued.body == {"text": ""} and queued.status == "failed"  # never sent after the erasure
+    assert image.data is None

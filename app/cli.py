@@ -95,11 +95,28 @@ async def cmd_merchant_create(args: argparse.Namespace) -> int:
     try:
         merchant = await create_merchant(core.ctx, NewMerchant(
             name=args.name, slug=args.slug, timezone=args.timezone, currency=args.currency,
-            country=args.country))
+            country=args.country, legal_name=args.legal_name, privacy_policy_url=args.privacy_url))
     finally:
         await core.close()
     print(f"merchant {merchant.slug} created with the default program")
+    if merchant.legal_name is None or merchant.privacy_policy_url is None:
+        print("note: set --legal-name and --privacy-url (kartochka merchant update): the consent "
+              "screen names them (152-FZ)")
     print(merchant.id)
+    return 0
+
+
+async def cmd_merchant_update(args: argparse.Namespace) -> int:
+    from core.services.merchants import update_merchant
+
+    core = await _core()
+    try:
+        merchant = await update_merchant(core.ctx, args.merchant, name=args.name,
+                                         legal_name=args.legal_name,
+                                         privacy_policy_url=args.privacy_url)
+    finally:
+        await core.close()
+    print(f"merchant {merchant.slug} updated")
     return 0
 
 
@@ -209,7 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="Europe/Moscow")
     p.add_argument("--currency", default="RUB")
     p.add_argument("--country", default="RU")
+    p.add_argument("--legal-name", help="the legal entity named on the consent screen")
+    p.add_argument("--privacy-url", help="the personal-data policy linked on the consent screen")
     p.set_defaults(run=cmd_merchant_create)
+    p = merchant.add_parser("update", help="change the name, legal entity or policy link")
+    p.add_argument("--merchant", required=True)
+    p.add_argument("--name")
+    p.add_argument("--legal-name")
+    p.add_argument("--privacy-url")
+    p.set_defaults(run=cmd_merchant_update)
 
     apikey = sub.add_parser("apikey", help="REST API keys").add_subparsers(dest="sub", required=True)
     p = apikey.add_parser("create", help="create a key; prints it alone on the last line")

@@ -30,6 +30,38 @@ class NewMerchant:
     timezone: str = "Europe/Moscow"
     currency: str = "RUB"
     country: str = "RU"
+    legal_name: str | None = None
+    privacy_policy_url: str | None = None
+
+
+def _legal(legal_name: str | None, privacy_policy_url: str | None) -> tuple[str | None, str | None]:
+    """Who processes the data and where the policy is: named on the consent screen (152-FZ)."""
+    name = legal_name.strip() if legal_name else None
+    url = privacy_policy_url.strip() if privacy_policy_url else None
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ValidationFailed(f"privacy policy URL {url!r} must start with https://")
+    if name is not None and not 2 <= len(name) <= 300:
+        raise ValidationFailed("legal name must be 2 to 300 characters")
+    return name, url
+
+
+async def update_merchant(ctx: CoreContext, slug: str, *, name: str | None = None,
+                          legal_name: str | None = None,
+                          privacy_policy_url: str | None = None) -> Merchant:
+    """Change what customers read about the merchant: its name, legal entity and policy link."""
+    legal, url = _legal(legal_name, privacy_policy_url)
+    async with ctx.uow() as uow:
+        merchant = await merchant_by_slug(uow.session, slug)
+        if name is not None:
+            if not name.strip():
+                raise ValidationFailed("name must not be empty")
+            merchant.name = name.strip()
+        if legal is not None:
+            merchant.legal_name = legal
+        if url is not None:
+            merchant.privacy_policy_url = url
+        await uow.commit()
+    return merchant
 
 
 async def create_merchant(ctx: CoreContext, cmd: NewMerchant) -> Merchant:
@@ -46,6 +78,7 @@ async def create_merchant(ctx: CoreContext, cmd: NewMerchant) -> Merchant:
         raise ValidationFailed(f"currency {cmd.currency!r} is not supported")
     if not cmd.name.strip():
         raise ValidationFailed("name must not be empty")
+    legal_name, policy_url = _legal(cmd.legal_name, cmd.privacy_policy_url)
     now = ctx.now()
     async with ctx.uow() as uow:
         exists = await uow.session.scalar(select(Merchant.id).where(Merchant.slug == cmd.slug))
@@ -58,6 +91,8 @@ async def create_merchant(ctx: CoreContext, cmd: NewMerchant) -> Merchant:
             timezone=cmd.timezone,
             currency=cmd.currency,
             country=cmd.country,
+            legal_name=legal_name,
+            privacy_policy_url=policy_url,
             program_version=1,
             created_at=now,
         )

@@ -59,3 +59,35 @@ def test_program_load_and_jobs_run(env, capsys):
 def test_db_check_agrees(env, capsys):
     assert main(["db", "check"]) == 0
     assert "agree" in capsys.readouterr().out
+
+
+def test_the_consent_screen_names_the_legal_entity_and_policy_set_by_the_cli(env, capsys):
+    import asyncio
+
+    from app.container import build_core
+    from bots.dialog.screens import Event
+    from core.config import Settings
+
+    assert main(["merchant", "create", "--name", "Кофейня", "--slug", "corner"]) == 0
+    assert "--legal-name" in capsys.readouterr().out  # a reminder: the consent screen needs them
+    assert main(["merchant", "update", "--merchant", "corner", "--legal-name", "ООО «Угол»",
+                 "--privacy-url", "https://corner.example/privacy"]) == 0
+    assert main(["merchant", "update", "--merchant", "corner", "--privacy-url", "ftp://x"]) == 1
+
+    async def consent_screen() -> str:
+        core = await build_core(Settings())
+        try:
+            async with core.ctx.db.read() as session:
+                from sqlalchemy import select
+
+                from core.db.models import Merchant
+                merchant_id = await session.scalar(select(Merchant.id).where(Merchant.slug == "corner"))
+            _account, reply = await core.messengers.dialog.handle(Event(
+                channel="web", merchant_id=merchant_id, bot_id="web-corner", user_id="v1",
+                chat_id="v1", kind="start"))
+            return reply.screens[-1].text
+        finally:
+            await core.close()
+
+    text = asyncio.run(consent_screen())
+    assert "ООО «Угол»" in text and "https://corner.example/privacy" in text

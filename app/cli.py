@@ -266,9 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from app.cli_bots import add_bot_commands
     from app.cli_customer import add_customer_commands
-    from app.cli_data import add_import_commands
+    from app.cli_data import add_import_commands, add_secret_commands
 
     add_import_commands(sub)
+    add_secret_commands(sub)
     add_customer_commands(sub)
     add_bot_commands(sub)
     return parser

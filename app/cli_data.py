@@ -61,3 +61,38 @@ def add_import_commands(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="check the file and report; write nothing")
     p.add_argument("file", help="the CSV file")
     p.set_defaults(run=cmd_import_customers)
+
+
+# Secrets a merchant may set by hand; bot tokens are set by `bot add`, which checks them.
+SETTABLE_SECRETS = ("sms.ru:api_id", "sms.ru:from")
+
+
+async def cmd_secret_set(args: argparse.Namespace) -> int:
+    """Read the value from stdin (never from the command line: shell history keeps it)."""
+    from app.container import build_core
+    from core.config import Settings
+    from core.services.merchants import get_merchant, set_secret
+
+    value = sys.stdin.readline().strip()
+    if not value:
+        print("error: give the value on stdin, e.g. `read -s V; echo \"$V\" | kartochka ...`",
+              file=sys.stderr)
+        return 1
+    core = await build_core(Settings())
+    try:
+        merchant = await get_merchant(core.ctx, args.merchant)
+        await set_secret(core.ctx, merchant.id, args.name, value)
+    finally:
+        await core.close()
+    print(f"secret {args.name} of {merchant.slug} stored (encrypted)")
+    return 0
+
+
+def add_secret_commands(sub: Any) -> None:
+    """Register `secret set --merchant S NAME` (the value on stdin)."""
+    group = sub.add_parser("secret", help="a merchant's secrets (encrypted at rest)").add_subparsers(
+        dest="sub", required=True)
+    p = group.add_parser("set", help="store a secret read from stdin: " + ", ".join(SETTABLE_SECRETS))
+    p.add_argument("--merchant", required=True)
+    p.add_argument("name", choices=SETTABLE_SECRETS)
+    p.set_defaults(run=cmd_secret_set)

@@ -91,3 +91,15 @@ def test_the_consent_screen_names_the_legal_entity_and_policy_set_by_the_cli(env
 
     text = asyncio.run(consent_screen())
     assert "ООО «Угол»" in text and "https://corner.example/privacy" in text
+
+
+def test_a_merchant_secret_is_read_from_stdin_and_stored_encrypted(env, capsys, monkeypatch):
+    import io
+
+    main(["merchant", "create", "--name", "Кофейня", "--slug", "corner"])
+    monkeypatch.setattr("sys.stdin", io.StringIO("sms-ru-api-id-7f3a\n"))
+    assert main(["secret", "set", "--merchant", "corner", "sms.ru:api_id"]) == 0
+    assert "sms-ru-api-id-7f3a" not in capsys.readouterr().out
+    assert b"sms-ru-api-id-7f3a" not in (env / "k.db").read_bytes()  # encrypted at rest
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["secret", "set", "--merchant", "corner", "sms.ru:api_id"]) == 1

@@ -104,6 +104,13 @@ class ConfirmationInvalid(ValidationFailed):
     code = "confirmation_invalid"
 
 
+class ConfirmationLimit(KartochkaError):
+    """Too many codes or wrong codes for this customer today: guessing is not a way in."""
+
+    code = "confirmation_limit"
+    kind = "rate_limited"
+
+
 class CodeNotSent(ValidationFailed):
     """No code is waiting for this phone (never asked, already used, or replaced)."""
 

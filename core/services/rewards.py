@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db.models import LedgerEntry, Merchant
 from core.domain.money import from_minor
 from core.errors import Conflict, CustomerNotFound, NotFound
-from core.services import bonuses
+from core.services import bonuses, confirmations
 from core.services.context import CoreContext
 from core.services.customers import CustomerRef, find_customer, get_customer
 from core.services.ledger import CustomerLedger
@@ -44,10 +44,16 @@ async def credit_review_bonus(ctx: CoreContext, merchant_id: str, customer_id: s
 
 
 async def redeem_gift(ctx: CoreContext, merchant_id: str, ref: CustomerRef, gift_id: str,
-                      redemption_id: str) -> tuple[bool, dict[str, Any]]:
-    """Spend points on a gift from the catalog; idempotent by `redemption_id`."""
+                      redemption_id: str, confirmation_code: str | None = None
+                      ) -> tuple[bool, dict[str, Any]]:
+    """Spend points on a gift from the catalog; idempotent by `redemption_id`.
+
+    Where the program asks the customer to confirm spending, the gift needs their code
+    as a sale does (core.services.confirmations).
+    """
     now = ctx.now()
     key = f"gift:{redemption_id}"
+    confirmation = await _gift_confirmation(ctx, merchant_id, ref, gift_id, key, confirmation_code)
     try:
         async with ctx.uow() as uow:
             merchant = await uow.session.get(Merchant, merchant_id)
@@ -68,6 +74,8 @@ async def redeem_gift(ctx: CoreContext, merchant_id: str, ref: CustomerRef, gift
             ledger = await CustomerLedger(uow.session, customer, now).load()
             entry = ledger.spend("gift", int(gift.points * 100), now, mechanic="gift",
                                  reason=gift_id, idempotency_key=key)
+            if confirmation is not None:
+                await confirmations.use_up(uow.session, confirmation)
             ledger.refresh_figures(now)
             uow.emit(merchant_id, "GiftRedeemed",
                      {"customer_id": customer.id, "gift_id": gift_id,
@@ -78,7 +86,28 @@ async def redeem_gift(ctx: CoreContext, merchant_id: str, ref: CustomerRef, gift
             await uow.commit()
         return True, answer
     except IntegrityError:
-        return await redeem_gift(ctx, merchant_id, ref, gift_id, redemption_id)
+        return await redeem_gift(ctx, merchant_id, ref, gift_id, redemption_id, confirmation_code)
+
+
+async def _gift_confirmation(ctx: CoreContext, merchant_id: str, ref: CustomerRef, gift_id: str,
+                             key: str, code: str | None) -> str | None:
+    """The confirmation a gift uses up, where the program asks for one; None for a repeat."""
+    now = ctx.now()
+    async with ctx.db.read() as session:
+        merchant = await session.get(Merchant, merchant_id)
+        assert merchant is not None
+        program = await current_program(session, merchant)
+        gift = program.gift(gift_id)
+        if not program.redemption.confirm or gift is None:
+            return None
+        done = await session.scalar(select(LedgerEntry.id).where(
+            LedgerEntry.merchant_id == merchant_id, LedgerEntry.idempotency_key == key))
+        customer = await find_customer(session, merchant, ref, now)
+        if done is not None or customer is None:
+            return None  # the transaction answers these (the first answer, or not found)
+        customer_id = customer.id
+    return await confirmations.require(ctx, merchant_id, key, customer_id, int(gift.points * 100),
+                                       code)
 
 
 def _gift_json(entry: LedgerEntry, balance: dict[str, Any] | None) -> dict[str, Any]:

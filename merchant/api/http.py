@@ -24,7 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY = 1024 * 1024
 
 STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unavailable": 503,
-          "precondition": 428}
+          "precondition": 428, "rate_limited": 429}
 
 
 class ApiError(Exception):

@@ -131,7 +131,7 @@ async def redeem_gift(request: web.Request) -> web.Response:
     body = await parse_body(request, s.GiftRedeemIn)
     created, answer = await rewards.redeem_gift(
         core(request), identity(request).merchant_id, customer_ref(body.customer), body.gift_id,
-        body.redemption_id)
+        body.redemption_id, body.confirmation_code)
     return json_response(answer, 201 if created else 200)
 
 
@@ -169,7 +169,7 @@ ROUTES = [
           "What a sale would do; writes nothing", s.SaleIn, {200: s.PreviewOut, 404: E, 422: E}),
     Route("POST", "/purchases", "purchases.register", register_sale, "till",
           "Register a sale; idempotent by receipt_id", s.SaleIn,
-          {201: s.SaleOut, 200: s.SaleOut, 404: E, 409: E, 422: E, 428: E}),
+          {201: s.SaleOut, 200: s.SaleOut, 404: E, 409: E, 422: E, 428: E, 429: E}),
     Route("POST", "/purchases/{receipt_id}/refunds", "purchases.refund", refund, "till",
           "Refund a sale in full, by amount or by lines; idempotent by refund_id", s.RefundIn,
           {201: s.RefundOut, 200: s.RefundOut, 404: E, 409: E, 422: E}),
@@ -178,7 +178,7 @@ ROUTES = [
           s.DatesIn, {200: s.DatesOut, 404: E, 422: E}),
     Route("POST", "/rewards/redeem", "rewards.redeem", redeem_gift, "till",
           "Spend points on a gift from the catalog; idempotent by redemption_id", s.GiftRedeemIn,
-          {201: s.GiftOut, 200: s.GiftOut, 404: E, 409: E, 422: E}),
+          {201: s.GiftOut, 200: s.GiftOut, 404: E, 409: E, 422: E, 428: E, 429: E}),
     Route("GET", "/program", "program.get", get_program, "admin",
           "The current program document", None, {200: s.ProgramOut}),
     Route("PUT", "/program", "program.put", put_program, "admin",

@@ -90,6 +90,12 @@ class LineIn(Strict):
     quantity: Annotated[Decimal, Field(gt=0, le=100000, decimal_places=3, allow_inf_nan=False)]
 
 
+ConfirmationCode = Annotated[str, Field(
+    min_length=4, max_length=12, pattern=r"^\s*\d+\s*$",
+    description="The code the customer received after a 428 confirmation_required; "
+                "left out when comparing a repeated request's body")]
+
+
 class SaleIn(Strict):
     receipt_id: Annotated[str, Field(min_length=1, max_length=128)]
     customer: CustomerRefIn | None = None
@@ -99,10 +105,7 @@ class SaleIn(Strict):
     store_id: Code | None = None
     cashier_id: Code | None = None
     occurred_at: AwareDatetime | None = None
-    confirmation_code: Annotated[str, Field(
-        min_length=4, max_length=12, pattern=r"^\s*\d+\s*$",
-        description="The code the customer received after a 428 confirmation_required; "
-                    "left out when comparing a repeated sale's body")] | None = None
+    confirmation_code: ConfirmationCode | None = None
 
     @model_validator(mode="after")
     def _lines(self) -> SaleIn:
@@ -290,6 +293,7 @@ class GiftRedeemIn(Strict):
     customer: CustomerRefIn
     gift_id: str = Field(min_length=1, max_length=32)
     redemption_id: str = Field(min_length=1, max_length=128)
+    confirmation_code: ConfirmationCode | None = None
 
 
 class GiftOut(BaseModel):

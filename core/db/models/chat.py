@@ -165,11 +165,13 @@ class RedemptionConfirmation(Base):
     """A code the customer confirms a redemption with, bound to (receipt, customer, points)."""
 
     __tablename__ = "redemption_confirmations"
-    __table_args__ = (UniqueConstraint("merchant_id", "receipt_id"),)
+    # One row per code issued (the latest for a receipt counts): the customer's daily
+    # caps are counted from these rows.
+    __table_args__ = (Index("ix_redemption_confirmations_receipt", "merchant_id", "receipt_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    receipt_id: Mapped[str] = mapped_column(String(128))
+    receipt_id: Mapped[str] = mapped_column(String(160))  # a receipt, or "gift:<redemption_id>"
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     redeem_cp: Mapped[int] = mapped_column(Integer)
     digest: Mapped[str] = mapped_column(String(64))

@@ -1,15 +1,15 @@
 """messenger: bots, updates, dialog, conversation, outgoing, codes
 
-Revision ID: 5f72e49a753f
+Revision ID: 1a9d5192bb43
 Revises: d38e570ca363
-Create Date: 2026-11-23 02:31:21.704689
+Create Date: 2026-11-23 03:50:50.985925
 """
 from alembic import op
 import sqlalchemy as sa
 import core.db.base
 
 
-revision = '5f72e49a753f'
+revision = '1a9d5192bb43'
 down_revision = 'd38e570ca363'
 branch_labels = None
 depends_on = None
@@ -68,7 +68,7 @@ def upgrade() -> None:
     op.create_table('redemption_confirmations',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('merchant_id', sa.String(length=32), nullable=False),
-    sa.Column('receipt_id', sa.String(length=128), nullable=False),
+    sa.Column('receipt_id', sa.String(length=160), nullable=False),
     sa.Column('customer_id', sa.String(length=32), nullable=False),
     sa.Column('redeem_cp', sa.Integer(), nullable=False),
     sa.Column('digest', sa.String(length=64), nullable=False),
@@ -77,11 +77,11 @@ def upgrade() -> None:
     sa.Column('expires_at', core.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_redemption_confirmations_customer_id_customers')),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_redemption_confirmations_merchant_id_merchants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_redemption_confirmations')),
-    sa.UniqueConstraint('merchant_id', 'receipt_id', name=op.f('uq_redemption_confirmations_merchant_id_receipt_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_redemption_confirmations'))
     )
     with op.batch_alter_table('redemption_confirmations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_redemption_confirmations_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_redemption_confirmations_receipt', ['merchant_id', 'receipt_id'], unique=False)
 
     op.create_table('reviews',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -207,6 +207,7 @@ def downgrade() -> None:
 
     op.drop_table('reviews')
     with op.batch_alter_table('redemption_confirmations', schema=None) as batch_op:
+        batch_op.drop_index('ix_redemption_confirmations_receipt')
         batch_op.drop_index(batch_op.f('ix_redemption_confirmations_customer_id'))
 
     op.drop_table('redemption_confirmations')

@@ -137,7 +137,9 @@ class Notifications:
         if new not in names:
             return
         up = old not in tiers or tiers.index(new) > tiers.index(old)
-        await self.queue(event, to, "tier_up" if up else "tier_down", quiet=True, tier=names[new])
+        # Not a reminder: usually the answer to a purchase just made (the issue: quiet hours
+        # delay only reminders and marketing).
+        await self.queue(event, to, "tier_up" if up else "tier_down", tier=names[new])
 
     async def expiring(self, event: OutboxEvent, to: Recipient) -> None:
         await self.queue(event, to, "expiring", quiet=True, amount=Decimal(event.payload["points"]),

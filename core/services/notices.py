@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from core.db.models import Bot, ChannelAccount, Customer, LedgerEntry, Purchase
 from core.domain.money import from_minor
@@ -40,6 +40,11 @@ class Recipient:
     pending: Decimal
 
 
+# Channels that reach a person who is not looking (a messenger's push). The web chat only
+# shows what waits when its page is open, so it gets notices only when it is all there is.
+PUSH_CHANNELS = ("telegram", "vk", "max")
+
+
 async def recipient(ctx: CoreContext, merchant_id: str, customer_id: str) -> Recipient | None:
     """The customer and the account a notice goes to; None for an unknown or deleted customer."""
     merchant, program = await merchant_and_program(ctx, merchant_id)
@@ -57,7 +62,8 @@ async def recipient(ctx: CoreContext, merchant_id: str, customer_id: str) -> Rec
                    ChannelAccount.merchant_id == merchant_id,
                    ChannelAccount.blocked_at.is_(None), ChannelAccount.chat_id.is_not(None),
                    Bot.status == "active", Bot.removed_at.is_(None))
-            .order_by(ChannelAccount.last_seen_at.desc().nulls_last(),
+            .order_by(case((ChannelAccount.channel.in_(PUSH_CHANNELS), 0), else_=1),
+                      ChannelAccount.last_seen_at.desc().nulls_last(),
                       ChannelAccount.created_at.desc())
             .limit(1))).first()
     return Recipient(

@@ -260,3 +260,20 @@ async def test_a_malformed_event_is_skipped_and_later_notices_still_go(core, mer
                {"customer_id": customer_id, "points": "5.00", "lot_id": "x"})
     await core.outbox.drain()
     assert [row.kind for row in await outgoing(core)] == ["notify.activated"]
+
+
+async def test_a_messenger_gets_the_notice_even_when_the_web_chat_was_used_last(core, merchant_id):
+    customer_id, telegram = await customer_with_account(core, merchant_id)
+    web_bot = new_id("bot")
+    async with core.ctx.uow() as uow:
+        uow.session.add(Bot(id=web_bot, merchant_id=merchant_id, channel="web", created_at=START))
+        await uow.session.flush()
+        uow.session.add(ChannelAccount(
+            id=new_id("acc"), merchant_id=merchant_id, customer_id=customer_id, channel="web",
+            bot_id=web_bot, external_user_id="visitor", chat_id="visitor", locale="ru",
+            created_at=START, last_seen_at=START + timedelta(hours=1)))  # the page, seen later
+        await uow.commit()
+    await sell(core, merchant_id, "r-1", 100_000)
+    await core.outbox.drain()
+    [row] = await outgoing(core)
+    assert row.channel_account_id == telegram.id  # a closed web page would never show it

@@ -16,7 +16,7 @@ from bots.dialog.build import build_dialog
 from bots.dialog.dialog import Dialog, DialogDeps
 from bots.dialog.program_text import program_text
 from bots.dialog.screens import MAX_ACTION_BYTES, Event, Reply, Screen
-from core.db.models import ChannelAccount, ChatMessage, Consent, Customer, LedgerEntry, Review
+from core.db.models import ChannelAccount, ChatMessage, Consent, Customer, LedgerEntry, Media, Review
 from core.services import accounts
 from core.services.conversations import link_account_messages, thread
 from core.services.customers import RegisterCustomer, adjust_points, register_customer
@@ -252,6 +252,15 @@ async def test_guest_messages_are_kept_and_join_the_thread_on_linking(core, merc
     assert await link_account_messages(core.ctx, account.id, customer["id"]) == 1
     assert [m["text"] for m in await thread(core.ctx, merchant_id, customer_id=customer["id"])] == [
         "Вы работаете в воскресенье?"]
+
+
+async def test_a_guest_photo_is_not_stored_until_registration(core, merchant_id, dialog, program):
+    guest = Chat(dialog, merchant_id, "556")
+    [screen] = (await guest.write(photo=b"\xff\xd8 a big photo")).screens
+    assert actions(screen) == ["register"]
+    assert "после регистрации" in screen.text
+    async with core.ctx.db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Media)) == 0
 
 
 async def test_profile_edits_name_birthday_gender_and_advertising(core, merchant_id, dialog, program):

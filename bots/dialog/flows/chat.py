@@ -46,7 +46,14 @@ async def on_chat_message(turn: Turn) -> None:
 
 @router.fallback
 async def outside_flow(turn: Turn) -> None:
-    """Text or a photo outside any flow: into the conversation, acknowledged."""
+    """Text or a photo outside any flow: into the conversation, acknowledged.
+
+    A guest's text is kept (it joins their thread when they register); a guest's photo
+    is not: anyone can open the web chat, and media are bytes in our database.
+    """
+    if turn.account.customer_id is None and turn.event.photo is not None:
+        turn.say("chat.photo_after_registration", buttons=[[turn.button("chat.register", "register")]])
+        return
     stored = await _record(turn)
     if turn.account.customer_id is None:
         key = "chat.received_guest" if stored else "chat.register_first"

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     sms_daily_per_account: int = 10
     sms_daily_per_merchant: int = 1000
     sms_daily_per_ip: int = 20
+    sms_hourly_per_merchant: int = 200
+    # Countries codes may go to (ISO codes); empty: the merchant's own country only.
+    sms_countries: list[str] = Field(default_factory=list)
     # Client addresses from X-Forwarded-For are believed (and capped) only behind a trusted proxy.
     trusted_proxy: bool = False
     # Sites allowed to embed the web chat widget (origins like "https://shop.example"), JSON list.

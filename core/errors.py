@@ -176,3 +176,9 @@ class InvalidBirthDate(ValidationFailed):
 
 class InvalidName(ValidationFailed):
     code = "invalid_name"
+
+
+class SmsCountryRefused(ValidationFailed):
+    """Codes go only to the countries the merchant serves (SMS pumping to premium numbers)."""
+
+    code = "sms_country_refused"

@@ -33,3 +33,11 @@ def mask_phone(phone: str) -> str:
     if len(phone) < 8:
         return "***"
     return phone[:5] + "***" + phone[-4:]
+
+
+def phone_country(phone: str) -> str | None:
+    """The country of an E.164 number ("RU", "KZ", ...): +7 is shared, the number tells which."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None

@@ -29,16 +29,18 @@ from core.errors import (
     CodeWrong,
     MerchantNotFound,
     ResendTooSoon,
+    SmsCountryRefused,
     SmsLimitReached,
 )
 from core.ids import new_id
-from core.phones import mask_phone, normalise_phone
+from core.phones import mask_phone, normalise_phone, phone_country
 from core.ports import SmsFailed, SmsGateway
 from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.otp")
 KEY_PURPOSE = b"kartochka:otp:v1"
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,17 @@ class OtpPolicy:
     per_account_daily: int = 10
     per_merchant_daily: int = 1000
     per_ip_daily: int = 20
+    per_merchant_hourly: int = 200
+    countries: tuple[str, ...] = ()  # empty: the merchant's own country
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OtpPolicy:
         return cls(per_phone_daily=settings.sms_daily_per_phone,
                    per_account_daily=settings.sms_daily_per_account,
                    per_merchant_daily=settings.sms_daily_per_merchant,
-                   per_ip_daily=settings.sms_daily_per_ip)
+                   per_ip_daily=settings.sms_daily_per_ip,
+                   per_merchant_hourly=settings.sms_hourly_per_merchant,
+                   countries=tuple(c.upper() for c in settings.sms_countries))
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,9 @@ async def send_code(
         if merchant is None:
             raise MerchantNotFound("no such merchant")
         phone = normalise_phone(phone, merchant.country)
+        if phone_country(phone) not in (policy.countries or (merchant.country,)):
+            raise SmsCountryRefused("codes go only to numbers of the countries this merchant serves",
+                                    country=phone_country(phone))
         await _check_may_send(s, merchant_id, phone, purpose, account_id, client_ip, now, policy)
         row = PhoneCode(
             id=new_id("otp"), merchant_id=merchant_id, channel_account_id=account_id, phone=phone,
@@ -142,6 +151,8 @@ async def _check_may_send(
                         PhoneCode.channel_account_id == account_id))
     if client_ip is not None:
         caps.append(("ip", policy.per_ip_daily, PhoneCode.client_ip == client_ip))
+    # A burst from one merchant's bot in an hour is pumping, not customers: cut it early.
+    caps.append(("merchant_hour", policy.per_merchant_hourly, PhoneCode.created_at > now - HOUR))
     for scope, cap, condition in caps:
         count = await s.scalar(select(func.count()).select_from(PhoneCode).where(
             PhoneCode.merchant_id == merchant_id, PhoneCode.created_at > since, condition))

@@ -22,6 +22,7 @@ from core.errors import (
     CodeWrong,
     InvalidPhone,
     ResendTooSoon,
+    SmsCountryRefused,
     SmsLimitReached,
 )
 from core.ports import FixedClock, SmsFailed
@@ -230,6 +231,26 @@ async def test_the_merchant_cap_and_the_ip_cap(core: Any, merchant_id: str, sms:
     with pytest.raises(SmsLimitReached) as limit:
         await send(core, sms, merchant_id, "+79160000005", policy=policy)
     assert limit.value.scope == "merchant"
+
+
+async def test_the_merchant_hourly_cap_stops_a_burst(core: Any, merchant_id: str,
+                                                    sms: LogSmsGateway) -> None:
+    policy = otp.OtpPolicy(per_merchant_hourly=2)
+    await send(core, sms, merchant_id, "+79160000001", policy=policy)
+    await send(core, sms, merchant_id, "+79160000002", policy=policy)
+    with pytest.raises(SmsLimitReached) as limit:
+        await send(core, sms, merchant_id, "+79160000003", policy=policy)
+    assert limit.value.scope == "merchant_hour"
+
+
+async def test_codes_go_only_to_the_merchants_countries(core: Any, merchant_id: str,
+                                                      sms: LogSmsGateway) -> None:
+    for foreign in ("+77012345678", "+447911123456"):  # Kazakhstan shares +7 with Russia
+        with pytest.raises(SmsCountryRefused):
+            await send(core, sms, merchant_id, foreign)
+    assert not sms.sent
+    await send(core, sms, merchant_id, "+77012345678", policy=otp.OtpPolicy(countries=("RU", "KZ")))
+    assert len(sms.sent) == 1
 
 
 async def test_the_settings_set_the_caps() -> None:

@@ -173,6 +173,8 @@ async def send_code(turn: Turn, phone: str) -> None:
             ctx, turn.deps.sms, account.merchant_id, phone, registration.PURPOSE,
             lambda code: turn.texts("registration.sms_text", code=code, merchant=merchant.name),
             account_id=account.id, client_ip=client_ip, policy=turn.deps.otp)
+    except errors.SmsCountryRefused:
+        await ask_phone(turn, "registration.sms_country")
     except errors.InvalidPhone:
         await ask_phone(turn, "registration.bad_phone")
     except errors.ResendTooSoon as exc:  # the code sent a moment ago is still good: wait for it

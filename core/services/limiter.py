@@ -29,9 +29,11 @@ class Limits:
 
 
 # Telegram: about 30 messages a second per bot; per chat a burst of about 3, then 1 a second.
-TELEGRAM = Limits(per_bot=30, per_bot_burst=30, per_chat_burst=3, per_chat=1)
-VK = Limits(per_bot=20, per_bot_burst=20)
-MAX = Limits(per_bot=30, per_bot_burst=30)
+# A bot's messages are spaced evenly (burst 1): no second ever carries more than the
+# platform's rate, even when a backlog starts draining (a full bucket would allow twice).
+TELEGRAM = Limits(per_bot=30, per_bot_burst=1, per_chat_burst=3, per_chat=1)
+VK = Limits(per_bot=20, per_bot_burst=1)
+MAX = Limits(per_bot=30, per_bot_burst=1)
 CHANNEL_LIMITS = {"telegram": TELEGRAM, "vk": VK, "max": MAX}  # the web chat has none
 _PRUNE_AT = 50_000
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
 from core.ids import new_id
 from core.ports import OutgoingEnvelope, SendResult
-from core.services.limiter import TELEGRAM, InProcessLimiter
+from core.services.limiter import TELEGRAM, InProcessLimiter, Limits
 from core.services.outgoing import (
     MARKETING,
     MAX_ATTEMPTS,
@@ -223,7 +223,8 @@ async def test_the_chat_limit_spaces_messages_after_a_burst(core, merchant_id):
     sending = dispatcher(core, sender, bot_id, limiters={"telegram": InProcessLimiter(TELEGRAM)},
                          monotonic=fake, sleep=fake.sleep)
     assert await sending.drain_once() == 5
-    assert [t for _chat, _text, t in sender.sent] == pytest.approx([0, 0, 0, 1, 2])
+    # a burst of 3 (spaced by the bot's 30 a second), then one a second
+    assert [t for _chat, _text, t in sender.sent] == pytest.approx([0, 1 / 30, 2 / 30, 1, 2])
 
 
 async def test_queueing_with_a_key_twice_queues_once(core, merchant_id):
@@ -237,7 +238,7 @@ async def test_queueing_with_a_key_twice_queues_once(core, merchant_id):
 
 
 def test_limiter_lets_three_through_then_one_a_second():
-    limiter = InProcessLimiter(TELEGRAM)
+    limiter = InProcessLimiter(Limits(per_bot=1000, per_bot_burst=1000, per_chat_burst=3, per_chat=1))
     for _ in range(3):
         assert limiter.delay("b", "c", 100.0) == 0
         limiter.take("b", "c", 100.0)
@@ -252,11 +253,13 @@ def test_limiter_lets_three_through_then_one_a_second():
 
 def test_limiter_keeps_thirty_a_second_per_bot():
     limiter = InProcessLimiter(TELEGRAM)
-    for i in range(30):
-        assert limiter.delay("b", f"chat{i}", 5.0) == 0
-        limiter.take("b", f"chat{i}", 5.0)
-    assert limiter.delay("b", "fresh", 5.0) == pytest.approx(1 / 30)
-    assert limiter.delay("other-bot", "fresh", 5.0) == 0
+    now = 5.0
+    for i in range(30):  # thirty chats at once: spaced evenly, all within one second
+        now += limiter.delay("b", f"chat{i}", now)
+        limiter.take("b", f"chat{i}", now)
+    assert now - 5.0 == pytest.approx(29 / 30)
+    assert limiter.delay("b", "fresh", now) == pytest.approx(1 / 30)  # the 31st: the next second
+    assert limiter.delay("other-bot", "fresh", now) == 0
 
 
 async def test_a_chat_waiting_for_a_retry_does_not_hold_up_other_chats(core, merchant_id, clock):

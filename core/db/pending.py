@@ -13,6 +13,7 @@ new object, mapper or flush events, composite keys) makes it fall back to the OR
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Integer, Table, bindparam, inspect, update
@@ -112,11 +113,12 @@ async def write_pending(session: AsyncSession, extra: dict[Table, list[Row]] | N
         return
     conn = await session.connection()
     raw = await _driver(conn)
-    for table in _tables():
-        for rows in _by_columns(inserts.get(table, [])):
-            await _insert(conn, raw, table, rows)
-        for rows in _by_columns(updates.get(table, [])):
-            await _update(conn, raw, table, rows)
+    if raw is None or not await _write_at_once(raw, conn, inserts, updates):
+        for table in _tables():
+            for rows in _by_columns(inserts.get(table, [])):
+                await _insert(conn, raw, table, rows)
+            for rows in _by_columns(updates.get(table, [])):
+                await _update(conn, raw, table, rows)
     for group in (*inserts.values(), *updates.values()):
         for state, _ in group:
             if state is not None:
@@ -158,33 +160,124 @@ async def _update(conn: AsyncConnection, raw: Any, table: Table, rows: list[Row]
     await _run(raw, conn, ("update", table, tuple(sorted(rows[0]))), stmt, rows)
 
 
-# (kind, table, keys) -> (SQL, parameter names in order, their bind processors)
-_COMPILED: dict[tuple[str, Table, tuple[str, ...]], tuple[str, list[str], list[Any]]] = {}
+Key = tuple[str, Table, tuple[str, ...]]  # (kind, table, keys)
+Compiled = tuple[str, list[str], list[Any]]  # SQL, parameter names in order, bind processors
+_COMPILED: dict[Key, Compiled] = {}
 
 
-async def _run(raw: Any, conn: AsyncConnection, key: tuple[str, Table, tuple[str, ...]],
-               stmt: Any, rows: list[Row]) -> None:
-    """Straight to asyncpg: the SQL and bind processing SQLAlchemy compiles, without the rest."""
+def _compiled(conn: AsyncConnection, key: Key, stmt: Any) -> Compiled:
     compiled = _COMPILED.get(key)
     if compiled is None:
         done = stmt.compile(dialect=conn.dialect, column_keys=list(key[2]))
         names = list(done.positiontup or ())
         procs = [done._bind_processors.get(n) for n in names]
         compiled = _COMPILED[key] = (done.string, names, procs)
-    sql, names, procs = compiled
-    args = [[row[n] if p is None else p(row[n]) for n, p in zip(names, procs, strict=True)]
+    return compiled
+
+
+def _args(compiled: Compiled, rows: list[Row]) -> list[list[Any]]:
+    _, names, procs = compiled
+    return [[row[n] if p is None else p(row[n]) for n, p in zip(names, procs, strict=True)]
             for row in rows]
+
+
+async def _run(raw: Any, conn: AsyncConnection, key: Key, stmt: Any, rows: list[Row]) -> None:
+    """Straight to asyncpg: the SQL and bind processing SQLAlchemy compiles, without the rest."""
+    compiled = _compiled(conn, key, stmt)
+    args = _args(compiled, rows)
+    if len(args) == 1:
+        await _call(raw.execute, compiled[0], *args[0])
+    else:
+        await _call(raw.executemany, compiled[0], args)
+
+
+async def _call(method: Any, sql: str, *args: Any) -> None:
     from asyncpg import IntegrityConstraintViolationError, PostgresError
 
     try:
-        if len(args) == 1:
-            await raw.execute(sql, *args[0])
-        else:
-            await raw.executemany(sql, args)
+        await method(sql, *args)
     except IntegrityConstraintViolationError as exc:
         raise IntegrityError(sql, None, exc) from exc
     except PostgresError as exc:
         raise DBAPIError(sql, None, exc) from exc
+
+
+MAX_PARAMETERS = 30_000  # PostgreSQL takes at most 32767 in one statement
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+# the statements' keys and row counts -> the one statement that does them all
+_COMBINED: dict[tuple[tuple[Key, int], ...], str] = {}
+
+
+async def _write_at_once(raw: Any, conn: AsyncConnection, inserts: dict[Table, list[Item]],
+                         updates: dict[Table, list[Item]]) -> bool:
+    """Every insert and update in one statement, one round trip: each a data-modifying WITH
+    of `WITH w0 AS (INSERT ...), w1 AS (UPDATE ...) SELECT 1`. PostgreSQL runs them all and
+    checks foreign keys at the end of the statement, so their order does not matter (no row
+    is both inserted and updated here). False, having written nothing, when this does not fit."""
+    parts: list[tuple[Key, Compiled, list[Row]]] = []
+    for table in _tables():
+        for rows in _by_columns(inserts.get(table, [])):
+            full = _with_defaults(table, rows)
+            if full is None:
+                return False
+            key: Key = ("insert", table, tuple(sorted(full[0])))
+            parts.append((key, _compiled(conn, key, table.insert().inline()), full))
+        for rows in _by_columns(updates.get(table, [])):
+            if any(c.onupdate is not None for c in table.c):
+                return False
+            pk = table.primary_key.columns.values()[0]
+            key = ("update", table, tuple(sorted(rows[0])))
+            parts.append((key, _compiled(conn, key, update(table).where(pk == bindparam("_pk"))),
+                          rows))
+    if len(parts) < 2:
+        return False  # one statement already (executemany is one round trip)
+    if sum(len(c[1]) * len(rows) for _, c, rows in parts) > MAX_PARAMETERS:
+        return False
+    shape = tuple((key, len(rows)) for key, _, rows in parts)
+    sql = _COMBINED.get(shape)
+    if sql is None:
+        sql = _combined_sql([(c, len(rows)) for _, c, rows in parts])
+        if sql is None:
+            return False
+        if len(_COMBINED) > 1000:
+            _COMBINED.clear()
+        _COMBINED[shape] = sql
+    args = [value for _, compiled, rows in parts for row in _args(compiled, rows) for value in row]
+    await _call(raw.execute, sql, *args)
+    return True
+
+
+def _placeholders(sql: str) -> int:
+    numbers = [int(m[1]) for m in _PLACEHOLDER.finditer(sql)]
+    return max(numbers) if len(set(numbers)) == len(numbers) else -1
+
+
+def _renumbered(sql: str, offset: int) -> str:
+    return _PLACEHOLDER.sub(lambda m: f"${int(m[1]) + offset}", sql)
+
+
+def _combined_sql(parts: list[tuple[Compiled, int]]) -> str | None:
+    """Rows inserted into one table in one INSERT, in their order (generated keys follow it:
+    the outbox is read in that order); each UPDATE its own."""
+    if any(_placeholders(sql) != len(names) for (sql, names, _), _ in parts):
+        return None  # a parameter used twice: numbering them apart is not this simple
+    ctes: list[str] = []
+    offset = 0
+    for (sql, names, _), count in parts:
+        if sql.startswith("INSERT INTO "):
+            head, _, values = sql.rpartition(" VALUES ")
+            if not (values.startswith("(") and values.endswith(")")):
+                return None
+            rows = []
+            for _ in range(count):
+                rows.append(_renumbered(values, offset))
+                offset += len(names)
+            ctes.append(f"w{len(ctes)} AS ({head} VALUES {', '.join(rows)})")
+            continue
+        for _ in range(count):
+            ctes.append(f"w{len(ctes)} AS ({_renumbered(sql, offset)})")
+            offset += len(names)
+    return "WITH " + ", ".join(ctes) + " SELECT 1"
 
 
 _SORTED: list[Table] = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,14 +45,37 @@ class RegisterCustomer:
     channel: str = "api"
 
 
+def _by(column: Any) -> Select[Customer]:
+    return select(Customer).where(Customer.merchant_id == bindparam("merchant_id"),
+                                  Customer.deleted_at.is_(None), column == bindparam("value"))
+
+
+# Built once (the sale's hot path): a statement's construction costs more than its run.
+BY_PHONE, BY_ID, BY_CODE = _by(Customer.phone), _by(Customer.id), _by(Customer.referral_code)
+_LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
+
+
 async def find_customer(
     session: AsyncSession, merchant: Merchant, ref: CustomerRef, now: datetime, *, lock: bool = False
 ) -> Customer | None:
     """Resolve a reference within one merchant; a blocked card is refused, not ignored."""
-    query = select(Customer).where(Customer.merchant_id == merchant.id, Customer.deleted_at.is_(None))
+    found = await customer_query(session, merchant, ref, now)
+    if found is None:
+        return None
+    query, params = found
+    result: Customer | None = await session.scalar(_LOCKED[id(query)] if lock else query, params)
+    return result
+
+
+async def customer_query(
+    session: AsyncSession, merchant: Merchant, ref: CustomerRef, now: datetime
+) -> tuple[Select[Customer], dict[str, Any]] | None:
+    """The customer's select (one of BY_PHONE, BY_ID, BY_CODE) and its parameters; None: no
+    such card or QR. The card or QR is looked up here; the caller may add to the select."""
     if ref.phone is not None:
-        query = query.where(Customer.phone == normalise_phone(ref.phone, merchant.country))
-    elif ref.card is not None or ref.qr is not None:
+        return BY_PHONE, {"merchant_id": merchant.id,
+                          "value": normalise_phone(ref.phone, merchant.country)}
+    if ref.card is not None or ref.qr is not None:
         number = (ref.card or ref.qr or "").strip()
         card = await session.scalar(
             select(Card).where(Card.merchant_id == merchant.id, Card.number == number)
@@ -67,21 +90,15 @@ async def find_customer(
             )
             if token is None:
                 return None
-            query = query.where(Customer.id == token.customer_id)
-        elif card is None or card.customer_id is None:
+            return BY_ID, {"merchant_id": merchant.id, "value": token.customer_id}
+        if card is None or card.customer_id is None:
             return None
-        else:
-            if card.status != "active":
-                raise CardBlocked("this card is blocked; ask the customer for their new card")
-            query = query.where(Customer.id == card.customer_id)
-    elif ref.code is not None:
-        query = query.where(Customer.referral_code == ref.code.strip().upper())
-    else:
-        raise ValidationFailed("name the customer by phone, card or qr")
-    if lock:
-        query = query.with_for_update()
-    result: Customer | None = await session.scalar(query)
-    return result
+        if card.status != "active":
+            raise CardBlocked("this card is blocked; ask the customer for their new card")
+        return BY_ID, {"merchant_id": merchant.id, "value": card.customer_id}
+    if ref.code is not None:
+        return BY_CODE, {"merchant_id": merchant.id, "value": ref.code.strip().upper()}
+    raise ValidationFailed("name the customer by phone, card or qr")
 
 
 async def get_customer(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Customer, LedgerEntry, LotAllocation, Merchant
@@ -62,6 +62,11 @@ async def balance_of(session: AsyncSession, customer_id: str, at: datetime) -> t
     return balance_at([as_lot(e) for e in lots], at, later), int(debt_now or 0) - int(debt_later or 0)
 
 
+_OPEN_LOTS = select(LedgerEntry).where(  # built once: the sale's hot path
+    LedgerEntry.customer_id == bindparam("customer_id"), LedgerEntry.remaining_cp > 0
+).execution_options(populate_existing=True)
+
+
 class CustomerLedger:
     """The lots of one customer, loaded once, changed in memory, flushed with the session."""
 
@@ -73,11 +78,7 @@ class CustomerLedger:
 
     async def load(self) -> CustomerLedger:
         # Callers hold the customer's lock: read the lots afresh, not from the identity map.
-        rows = await self.session.scalars(
-            select(LedgerEntry).where(
-                LedgerEntry.customer_id == self.customer.id, LedgerEntry.remaining_cp > 0
-            ).execution_options(populate_existing=True)
-        )
+        rows = await self.session.scalars(_OPEN_LOTS, {"customer_id": self.customer.id})
         self.lots = {row.id: row for row in rows}
         return self
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +18,7 @@ from core.errors import CustomerNotFound, ReceiptConflict, ValidationFailed
 from core.ids import new_id
 from core.services import confirmations
 from core.services.context import CoreContext
-from core.services.customers import find_customer
+from core.services.customers import customer_query, find_customer
 from core.services.facts import sale_facts
 from core.services.ledger import CustomerLedger
 from core.services.programs import current_program, merchant_snapshot
@@ -136,25 +136,80 @@ async def _confirmation(ctx: CoreContext, merchant_id: str, sale: SaleInput,
     now = ctx.now()
     async with ctx.db.read() as session:
         merchant = await merchant_snapshot(session, merchant_id)
-        if not (await current_program(session, merchant)).redemption.confirm:
+        program = await current_program(session, merchant)
+        if not program.redemption.confirm:
             return None
         if await _existing(session, merchant_id, sale.receipt_id, digest) is not None:
             return None
-        customer = await _customer_of(session, merchant, sale, _sale_time(sale, now))
+        at = _sale_time(sale, now)
+        customer = await _customer_of(session, merchant, sale, at)
         assert customer is not None
         customer_id = customer.id
+        if sale.confirmation_code is None:
+            # A redemption the rules refuse (over the cap, more than the balance) is refused
+            # now: no code goes to the customer for a sale that cannot happen.
+            await _quote(session, merchant, program, customer, sale, at, now)
     return await confirmations.require(ctx, merchant_id, sale.receipt_id, customer_id,
                                        sale.redeem_cp, sale.confirmation_code)
 
 
-async def _customer_of(session: AsyncSession, merchant: Merchant, sale: SaleInput, at: datetime,
-                       lock: bool = False) -> Customer | None:
+async def _customer_of(session: AsyncSession, merchant: Merchant, sale: SaleInput,
+                       at: datetime) -> Customer | None:
     if sale.customer is None:
         return None
-    customer = await find_customer(session, merchant, sale.customer, at, lock=lock)
+    customer = await find_customer(session, merchant, sale.customer, at)
     if customer is None:
         raise CustomerNotFound("no customer with this phone, card or qr", field="customer")
     return customer
+
+
+_WITH_RECEIPT: dict[int, Select[Any]] = {}  # id of the customer's select -> the one below
+
+
+def _with_receipt(base: Select[Customer]) -> Select[Any]:
+    """The customer's select, row locked, with the purchase of the receipt beside it."""
+    query = _WITH_RECEIPT.get(id(base))
+    if query is None:
+        query = _WITH_RECEIPT[id(base)] = (
+            base.add_columns(Purchase.id, Purchase.request_digest, Purchase.response)
+            .outerjoin(Purchase, (Purchase.merchant_id == Customer.merchant_id)
+                       & (Purchase.receipt_id == bindparam("receipt_id")))
+            .with_for_update(of=Customer))
+    return query
+
+
+async def _locked_customer(session: AsyncSession, merchant: Merchant, sale: SaleInput,
+                           digest: str, at: datetime) -> tuple[Customer | None, SaleAnswer | None]:
+    """The sale's customer, row locked, or the first answer when the receipt is registered.
+
+    One round trip: the customer's select locks the row and brings the receipt's purchase
+    along (as of the statement's start, as a look before the lock would). A repeat gets the
+    first answer even if its QR has expired or the card was reissued.
+    """
+    if sale.customer is None:
+        return None, await _existing(session, merchant.id, sale.receipt_id, digest)
+    try:
+        query = await customer_query(session, merchant, sale.customer, at)
+    except ValidationFailed:  # a blocked card, say: a repeat still gets its first answer
+        if (previous := await _existing(session, merchant.id, sale.receipt_id, digest)):
+            return None, previous
+        raise
+    found = None
+    if query is not None:
+        base, params = query
+        found = (await session.execute(_with_receipt(base), {**params, "receipt_id": sale.receipt_id})
+                 ).first()
+    if found is None:
+        if (previous := await _existing(session, merchant.id, sale.receipt_id, digest)):
+            return None, previous
+        raise CustomerNotFound("no customer with this phone, card or qr", field="customer")
+    customer, purchase_id, request_digest, response = found
+    if purchase_id is None:
+        return customer, None
+    if request_digest != digest:
+        raise ReceiptConflict("this receipt_id was registered with another body",
+                              purchase_id=purchase_id)
+    return None, SaleAnswer(False, response)
 
 
 async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
@@ -164,16 +219,13 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
     async with ctx.uow() as uow:
         session = uow.session
         merchant = await merchant_snapshot(session, merchant_id)
-        # A repeat gets the first answer even if its QR has expired or the card was reissued.
-        previous = await _existing(session, merchant_id, sale.receipt_id, digest)
+        customer, previous = await _locked_customer(session, merchant, sale, digest, at)
         if previous is not None:
             return previous
-        # Lock the customer, then look again: two identical sales in flight queue on the
-        # lock, and the second finds the first's purchase.
-        customer = await _customer_of(session, merchant, sale, at, lock=True)
-        # A twin that won the lock meanwhile is caught by the unique receipt: register_sale
-        # retries, and the first look above then finds it. The clock is read again: a sale
-        # that waited for the lock sees what was committed before it.
+        # Two identical sales in flight queue on the lock; a twin that won it meanwhile is
+        # caught by the unique receipt: register_sale retries, and the look above finds it.
+        # The clock is read again: a sale that waited for the lock sees what was committed
+        # before it.
         now = max(now, ctx.now())
         at = sale.occurred_at or now
         program = await current_program(session, merchant)

@@ -69,6 +69,15 @@ async def test_a_redemption_waits_for_the_customers_code(client, auth, core, clo
     assert (await sale(client, auth, "r-2", "200.00", redeem="50"))[0] == 200
 
 
+async def test_a_redemption_the_rules_refuse_sends_no_code(client, auth, core):
+    await register(client, auth)
+    await confirming_program(client, auth)
+    await sale(client, auth, "r-1", "2000.00")  # +100
+    status, err = await sale(client, auth, "r-2", "200.00", redeem="61")  # over the 30% cap
+    assert status == 422 and err["error"]["code"] == "redeem_exceeds_limit"
+    assert await codes_sent(core) == []  # the customer is not asked about a sale that can't be
+
+
 async def test_five_wrong_codes_burn_it_and_a_new_one_is_sent(client, auth, core, clock):
     await register(client, auth)
     await confirming_program(client, auth)

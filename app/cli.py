@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,6 +17,20 @@ def _settings() -> Any:
     from core.config import Settings
 
     return Settings()
+
+
+async def _until_stopped() -> None:
+    """Until SIGINT or SIGTERM (a service manager's stop): then the caller cleans up in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
 
 
 async def _core(migrate: bool = True) -> Any:
@@ -43,7 +58,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     await site.start()
     print(f"Kartochka is listening on http://{host}:{port}", flush=True)
     try:
-        await asyncio.Event().wait()
+        await _until_stopped()
     finally:
         await runner.cleanup()
     return 0
@@ -62,7 +77,7 @@ async def cmd_worker(_args: argparse.Namespace) -> int:
     await core.start_background()
     await telegram.start()
     try:
-        await asyncio.Event().wait()
+        await _until_stopped()
     finally:
         await telegram.stop()
         await core.close()

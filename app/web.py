@@ -85,6 +85,12 @@ def create_app(core: Core, *, background: bool = True) -> web.Application:
             await core.start_background()
             await telegram.start()
         yield
+        # By now aiohttp has stopped listening, said "going away" to the web chat sockets and
+        # waited for requests in flight. Then: no new Telegram updates; the dispatcher ends the
+        # sends in flight while the senders still work; the outbox and scheduler stop between
+        # database calls; the senders' sessions; the database last. Each step is bounded.
+        await telegram.stop_receiving()
+        await core.stop_background()
         await telegram.stop()
         await core.close()
 

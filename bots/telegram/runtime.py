@@ -35,6 +35,7 @@ from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.telegram")
 DeepLink = Callable[[str, str], Awaitable[str | None]]
+STOP_SECONDS = 10.0
 
 
 class SenderRegistry(Protocol):
@@ -89,6 +90,8 @@ class TelegramRuntime:
         self._poll_session: AiohttpSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshing = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._refresher: asyncio.Task[None] | None = None
 
     @property
     def session(self) -> AiohttpSession:
@@ -97,20 +100,50 @@ class TelegramRuntime:
         return self._session
 
     async def start(self) -> None:
+        self._stop.clear()
         self.messengers.deep_links["telegram"] = self.deep_link
         await self.refresh()
         if self.receive:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="telegram-updates"))
-        self._tasks.append(asyncio.create_task(self._refresh_loop(), name="telegram-bots"))
+        self._refresher = asyncio.create_task(self._refresh_loop(), name="telegram-bots")
+
+    async def stop_receiving(self) -> None:
+        """No new updates: the bot refresh, the pollers, then the update worker end (bounded).
+
+        The refresh loop stops between rounds (so it adds no poller after this). The pollers
+        and the worker take no stop signal, so they are cancelled; a second cancel that lands
+        while the first is still being handled inside a database call can leave an aiosqlite
+        connection closing forever, so a task gets one cancel and STOP_SECONDS to end. Only
+        the worker gets a second one: before Python 3.12 its `asyncio.wait_for` loses a cancel
+        that meets a wake-up (the pollers go first, so fewer wake-ups come). A task still
+        running after that is logged and left behind, never waited for. Senders stay
+        registered for the messages still being sent.
+        """
+        self._stop.set()
+        left: list[asyncio.Task[None]] = []
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None and await _ended([refresher]):  # mid-round: it may add a poller
+            refresher.cancel()
+            left += await _ended([refresher])
+        pollers = list(self.pollers.values())
+        self.pollers.clear()
+        for task in pollers:
+            task.cancel()
+        left += await _ended(pollers)
+        workers, self._tasks = self._tasks, []
+        for task in workers:
+            task.cancel()
+        late = await _ended(workers)
+        for task in late:  # the worker's `asyncio.wait_for` loses a cancel that meets its wake-up
+            task.cancel()
+        left += await _ended(late)
+        if left:
+            log.error("telegram tasks did not stop; left behind",
+                      extra={"tasks": sorted(task.get_name() for task in left)})
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self.pollers.values()]:
-            task.cancel()
-        for task in [*self._tasks, *self.pollers.values()]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        self.pollers.clear()
+        """Stop receiving, unregister the senders, close the HTTP sessions."""
+        await self.stop_receiving()
         for bot_id in list(self.live):
             self.messengers.dispatcher.unregister(bot_id)
         self.live.clear()
@@ -134,7 +167,11 @@ class TelegramRuntime:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.telegram_refresh_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.telegram_refresh_seconds):
+                    await self._stop.wait()
+            if self._stop.is_set():
+                return
             try:
                 await self.refresh()
             except Exception:
@@ -207,3 +244,15 @@ class TelegramRuntime:
     async def process_pending(self) -> int:
         """Process what is stored now (the worker does this by itself; for tools and tests)."""
         return await self.worker.process_pending()
+
+
+async def _ended(tasks: list[asyncio.Task[None]]) -> list[asyncio.Task[None]]:
+    """Wait up to STOP_SECONDS for the tasks; log the ones that failed, return the ones still running."""
+    if not tasks:
+        return []
+    done, pending = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a telegram task failed", exc_info=task.exception(),
+                      extra={"task": task.get_name()})
+    return list(pending)

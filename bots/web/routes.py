@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import html
+import weakref
 from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from bots.web import identity
 from bots.web.channel import chat_socket
@@ -18,6 +21,7 @@ from core.services import webchat
 STATIC = Path(__file__).with_name("static")
 VISITOR_HEADER = "X-Visitor"
 MEDIA_ID_MAX = 40
+CLOSE_SECONDS = 5.0
 
 
 @cache
@@ -93,9 +97,26 @@ def add_web_chat(app: web.Application, chat: WebChat) -> WebChat:
         await chat.register_all()
         yield
 
+    # Every chat socket, from its handshake on (a widget that has not said hello yet too):
+    # aiohttp waits for open sockets up to its shutdown timeout (a minute) before it stops.
+    sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+    async def opened(request: web.Request, response: web.StreamResponse) -> None:
+        if isinstance(response, web.WebSocketResponse) and request.match_info.route.name == "webchat.ws":
+            sockets.add(response)
+
     async def going_away(_app: web.Application) -> None:
-        await chat.sender.close_all()
+        """Say "going away" to every open socket at once: widgets reconnect and catch up."""
+        await asyncio.gather(*(_going_away(ws) for ws in list(sockets) if not ws.closed))
 
     app.cleanup_ctx.append(lifetime)
+    app.on_response_prepare.append(opened)
     app.on_shutdown.append(going_away)
     return chat
+
+
+async def _going_away(ws: web.WebSocketResponse) -> None:
+    """Close one socket; a peer that does not answer the close in CLOSE_SECONDS is cut off."""
+    with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting")

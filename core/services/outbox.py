@@ -36,6 +36,7 @@ class Outbox:
         self.poll_seconds = poll_seconds
         self.consumers: dict[str, EventHandler] = {}
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._gaps: dict[tuple[str, int], float] = {}
 
@@ -56,7 +57,7 @@ class Outbox:
     async def _drain_one(self, name: str, handle: EventHandler) -> int:
         delivered = 0
         position = await self._position(name)
-        while True:
+        while not self._stop.is_set():  # a stop lets the batch in hand finish, then returns
             async with self.ctx.db.read() as session:
                 events = list(await session.scalars(
                     select(OutboxEvent).where(OutboxEvent.id > position)
@@ -85,6 +86,7 @@ class Outbox:
                 await self._advance(name, start, position)
             if stop:
                 return delivered
+        return delivered
 
     def _gap_expired(self, name: str, missing: int) -> bool:
         """A missing id is waited for GAP_GRACE from when it was first noticed, then skipped.
@@ -117,12 +119,36 @@ class Outbox:
             await uow.commit()
 
     async def run(self) -> None:
-        """Drain on every kick, and every few seconds for events other processes wrote."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            self._wake.clear()
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("outbox drain failed")
+        """Drain on every kick, and every few seconds for events other processes wrote.
+
+        Returns after `stop()`, between database calls: a task cancelled in the middle of
+        one can leave its connection half closed (see app/container.py, Core.close).
+        """
+        try:
+            while not self._stop.is_set():
+                await wait_for_event(self._wake, self.poll_seconds)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                try:
+                    await self.drain()
+                except Exception:
+                    log.exception("outbox drain failed")
+        finally:
+            self._stop.clear()
+
+    def stop(self) -> None:
+        """Ask `run()` (running or about to start) to return once the batch in hand is handled."""
+        self._stop.set()
+        self._wake.set()
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    """Until the event is set or `seconds` pass; a cancel is never lost.
+
+    (`asyncio.wait_for` before Python 3.12 swallows a cancel that arrives as the event
+    fires, and the loop around it then runs on after `task.cancel()`.)
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

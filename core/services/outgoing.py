@@ -11,7 +11,6 @@ time it was claimed (a claim older than STALE_CLAIM was cut short by a crash).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from core.db.models import Bot, OutgoingMessage
 from core.ids import new_id
 from core.ports import ChannelSender, MediaStore, OutgoingEnvelope, RateLimiter, SendResult
 from core.services.context import CoreContext
+from core.services.outbox import wait_for_event
 from core.services.outgoing_claim import Claimed, claim_due, mark, recover_stale, return_to_queue
 
 log = logging.getLogger("kartochka.outgoing")
@@ -34,6 +34,7 @@ BACKOFF_BASE = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(minutes=5)
 STALE_CLAIM = timedelta(minutes=10)
 SHUTDOWN_GRACE_SECONDS = 10.0
+CANCEL_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Dispatcher:
         self._busy: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[int]] = set()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._claiming = asyncio.Lock()
         self._stopping = False
 
@@ -144,17 +146,22 @@ class Dispatcher:
         return sum(done)
 
     async def run(self) -> None:
-        """Until cancelled: claim due rows on every kick (and every poll) and send them."""
+        """Until `stop()` (or cancelled): claim due rows on every kick (and every poll), send them.
+
+        A stop is seen between database calls; then the messages being sent get
+        SHUTDOWN_GRACE_SECONDS to finish and be marked, and the rest goes back to the queue.
+        """
         recovered_at = self.monotonic()
-        await self._recover(everything=self.ctx.db.is_sqlite)
         try:
-            while True:
+            await self._recover(everything=self.ctx.db.is_sqlite)
+            while not self._stop.is_set():
                 if self.monotonic() - recovered_at > STALE_CLAIM.total_seconds():
                     recovered_at = self.monotonic()
                     await self._recover(everything=False)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await wait_for_event(self._wake, self.poll_seconds)
                 self._wake.clear()
+                if self._stop.is_set():
+                    break
                 try:
                     chats = await self._claim()
                 except Exception:
@@ -168,11 +175,22 @@ class Dispatcher:
             # Let messages being sent finish and be marked (a row cut short between send
             # and mark would count as interrupted); the rest of each chat goes back.
             self._stopping = True
-            if self._tasks:
-                await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_SECONDS)
-            for task in list(self._tasks):
-                task.cancel()
-            self._stopping = False
+            try:
+                if self._tasks:
+                    await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_SECONDS)
+            finally:
+                late = list(self._tasks)
+                for task in late:
+                    task.cancel()
+                if late:  # bounded: a send that ignores its cancel is left behind, not waited for
+                    await asyncio.wait(late, timeout=CANCEL_GRACE_SECONDS)
+                self._stopping = False
+                self._stop.clear()
+
+    def stop(self) -> None:
+        """Ask `run()` (running or about to start) to stop claiming and return (see `run`)."""
+        self._stop.set()
+        self._wake.set()
 
     async def _recover(self, *, everything: bool) -> None:
         """Rows a crash left `sending`: on SQLite (one process) all of them at start."""

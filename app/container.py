@@ -14,6 +14,7 @@ from core.config import Settings
 from core.db.engine import Database
 from core.db.migrate import upgrade
 from core.db.models import OutboxEvent
+from core.db.uow import EVENTS
 from core.ports import Clock, SystemClock
 from core.secrets_store import SecretBox, load_secret_key
 from core.services import jobs
@@ -125,7 +126,7 @@ async def build_core(settings: Settings, clock: Clock | None = None, *, migrate:
         await upgrade(db.engine)
     ctx = CoreContext(db=db, clock=clock or SystemClock(), secrets=SecretBox(secret))
     outbox = Outbox(ctx)
-    ctx.after_commit.append(outbox.kick)
+    ctx.on_commit(EVENTS, outbox.kick)
     metrics = Metrics()
 
     async def count_event(event: OutboxEvent) -> None:

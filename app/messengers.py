@@ -16,6 +16,7 @@ from bots.dialog.build import build_dialog
 from bots.dialog.dialog import Dialog, DialogDeps
 from bots.dialog.notifications import Notifications
 from core.config import Settings
+from core.db.uow import OUTGOING
 from core.ports import RateLimiter, SmsGateway
 from core.services.context import CoreContext
 from core.services.limiter import CHANNEL_LIMITS, InProcessLimiter
@@ -58,7 +59,7 @@ def build_messengers(ctx: CoreContext, settings: Settings, outbox: Outbox) -> Me
     if settings.send_rate_limit:
         limiters = {channel: InProcessLimiter(limits) for channel, limits in CHANNEL_LIMITS.items()}
     dispatcher = Dispatcher(ctx, media, limiters, max_chats=settings.send_concurrency)
-    ctx.after_commit.append(dispatcher.kick)
+    ctx.on_commit(OUTGOING, dispatcher.kick)
     sms = build_sms_gateway(settings, ctx)
     deep_links: dict[str, DeepLinkFn] = {}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -16,7 +15,7 @@ from aiogram.exceptions import (
 from aiogram.methods import GetUpdates
 
 from bots.telegram.setup import ALLOWED_UPDATES
-from core.services import updates
+from bots.telegram.webhook import Intake
 from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.telegram.polling")
@@ -27,12 +26,12 @@ UNAUTHORIZED_PAUSE_SECONDS = 600.0
 class Poller:
     """Polls one bot until cancelled; an update is confirmed to Telegram only after it is stored."""
 
-    def __init__(self, ctx: CoreContext, bot_id: str, bot: Bot, on_stored: Callable[[], None], *,
+    def __init__(self, ctx: CoreContext, bot_id: str, bot: Bot, intake: Intake, *,
                  timeout: int = 25) -> None:
         self.ctx = ctx
         self.bot_id = bot_id
         self.bot = bot
-        self.on_stored = on_stored
+        self.intake = intake
         self.timeout = timeout
         self.offset: int | None = None
 
@@ -70,9 +69,7 @@ class Poller:
         new = 0
         for update in batch:
             raw = update.model_dump(mode="json", exclude_none=True, by_alias=True)
-            if await updates.store(self.ctx, self.bot_id, str(update.update_id), raw):
+            if await self.intake.take(self.bot_id, str(update.update_id), raw):
                 new += 1
             self.offset = update.update_id + 1  # only now: a crash before this re-reads the update
-        if new:
-            self.on_stored()
         return new

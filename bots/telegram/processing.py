@@ -8,11 +8,12 @@ failed) and never stops the worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -23,10 +24,12 @@ from pydantic import ValidationError
 from bots.telegram.updates import BotScope, Inbound
 from core.services import updates
 from core.services.context import CoreContext
+from core.services.outbox import wait_for_event
 from core.services.updates import StoredUpdate
 
 log = logging.getLogger("kartochka.telegram")
 PURGE_EVERY_SECONDS = 3600.0
+FINISH_SECONDS = 4.0  # at a stop, for the updates in hand (then they are cancelled)
 
 
 @dataclass(frozen=True)
@@ -52,50 +55,142 @@ def chat_of(payload: dict[str, Any]) -> str:
 
 
 class UpdateWorker:
-    """Drains stored updates on every kick, and every few seconds for rows other processes stored."""
+    """Processes stored updates: the ones this process just received at once, the rest by claim.
+
+    An update arriving at this process is stored already claimed and handed over in memory
+    (`take`): no round trip to find it again. The table is polled every few seconds, and
+    kicked, for what that path did not take: updates other processes stored, retries, what
+    came while this worker was full or not running, and what a crash left behind.
+    Each chat's updates go strictly in order (one task per chat with work), chats
+    concurrently, at most `max_chats` at a time.
+    """
 
     def __init__(self, ctx: CoreContext, dispatcher: Dispatcher, resolve: Resolve, inbound: Inbound,
-                 *, poll_seconds: float = 5.0, batch: int = 50) -> None:
+                 *, poll_seconds: float = 5.0, batch: int = 50, max_chats: int = 32,
+                 max_inflight: int = 256) -> None:
         self.ctx = ctx
         self.dispatcher = dispatcher
         self.resolve = resolve
         self.inbound = inbound
         self.poll_seconds = poll_seconds
         self.batch = batch
+        self.max_inflight = max_inflight
+        self._slots = asyncio.Semaphore(max_chats)
+        self._queues: dict[tuple[str, str], deque[tuple[StoredUpdate, Update | None]]] = {}
+        self._chats: set[asyncio.Task[None]] = set()
+        self._inflight = 0
+        self._running = False
+        self._behind = False  # something waits in the table that only a claim will find
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._purged_at = 0.0
 
     def kick(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Ask `run()` to return: the updates in hand are finished first (bounded)."""
+        self._stop.set()
+        self._wake.set()
+
+    async def take(self, bot_id: str, key: str, payload: dict[str, Any],
+                   update: Update | None = None) -> bool:
+        """Store an update that arrived now; False when it was a redelivery.
+
+        While the worker runs and has room, the row is stored claimed and processed here
+        at once; otherwise it waits in the table for a claim.
+        """
+        now = self._running and self._inflight < self.max_inflight
+        stored = await updates.store(self.ctx, bot_id, key, payload, claim=now)
+        if stored is None:
+            return False
+        if now:
+            self.submit(stored, update)
+        else:
+            self._behind = True
+            self.kick()
+        return True
+
+    def submit(self, stored: StoredUpdate, update: Update | None = None) -> None:
+        """Queue a claimed update behind its chat's earlier ones."""
+        chat = (stored.bot_id, chat_of(stored.payload))
+        self._inflight += 1
+        queue = self._queues.get(chat)
+        if queue is not None:
+            queue.append((stored, update))
+            return
+        self._queues[chat] = deque([(stored, update)])
+        task = asyncio.create_task(self._drain_chat(chat), name=f"telegram-chat-{chat[1]}")
+        self._chats.add(task)
+        task.add_done_callback(self._chats.discard)
+
+    async def _drain_chat(self, chat: tuple[str, str]) -> None:
+        queue = self._queues[chat]
+        try:
+            while queue:
+                stored, update = queue[0]
+                async with self._slots:
+                    await self.process(stored, update)
+                queue.popleft()
+                self._inflight -= 1
+        finally:  # cancelled at shutdown: the rest stays `processing`, claimed again later
+            self._inflight -= len(queue)
+            del self._queues[chat]
+            if self._behind:
+                self.kick()
+
+    async def idle(self) -> None:
+        """Until every update handed over so far is processed."""
+        while self._chats:
+            await asyncio.gather(*list(self._chats), return_exceptions=True)
+
     async def run(self) -> None:
-        while True:
-            try:
-                while await self.process_pending():
-                    pass
-                if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
-                    self._purged_at = time.monotonic()
-                    await updates.purge_expired(self.ctx)
-            except Exception:
-                log.exception("processing stored telegram updates failed; will try again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            self._wake.clear()
+        """Claim what the table holds for us, until `stop()`; then finish what is in hand."""
+        stale = timedelta(0) if self.ctx.db.is_sqlite else updates.STALE_AFTER  # SQLite: one process
+        try:
+            while not self._stop.is_set():
+                try:
+                    room = self.max_inflight - self._inflight
+                    claimed = await updates.claim(self.ctx, min(self.batch, room), stale_after=stale) \
+                        if room > 0 else []
+                    stale = updates.STALE_AFTER
+                    self._running = True
+                    for stored in claimed:
+                        self.submit(stored)
+                    self._behind = room <= 0 or len(claimed) == self.batch
+                    if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
+                        self._purged_at = time.monotonic()
+                        await updates.purge_expired(self.ctx)
+                except Exception:
+                    log.exception("processing stored telegram updates failed; will try again")
+                if self._behind and self._inflight < self.max_inflight:
+                    await asyncio.sleep(0)
+                    continue
+                await wait_for_event(self._wake, self.poll_seconds)
+                self._wake.clear()
+        finally:
+            self._running = False
+            await self._finish_in_hand()
+            self._stop.clear()
+
+    async def _finish_in_hand(self) -> None:
+        if not self._chats:
+            return
+        _, late = await asyncio.wait(list(self._chats), timeout=FINISH_SECONDS)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=FINISH_SECONDS)
 
     async def process_pending(self) -> int:
-        """One round: claim a batch, process it (chats concurrently); returns how many were claimed."""
+        """Claim a batch and process it (for tools and tests); returns how many were claimed."""
         claimed = await updates.claim(self.ctx, self.batch)
-        by_chat: dict[tuple[str, str], list[StoredUpdate]] = {}
         for stored in claimed:
-            by_chat.setdefault((stored.bot_id, chat_of(stored.payload)), []).append(stored)
-        await asyncio.gather(*(self._process_chat(rows) for rows in by_chat.values()))
+            self.submit(stored)
+        await self.idle()
         return len(claimed)
 
-    async def _process_chat(self, rows: list[StoredUpdate]) -> None:
-        for stored in rows:
-            await self.process(stored)
-
-    async def process(self, stored: StoredUpdate) -> None:
+    async def process(self, stored: StoredUpdate, update: Update | None = None) -> None:
         """Feed one stored update to aiogram; whatever happens, the row gets an outcome."""
         context = {"bot_id": stored.bot_id, "update_key": stored.key, "attempt": stored.attempts}
         try:
@@ -103,11 +198,12 @@ class UpdateWorker:
             if live is None:
                 await updates.mark_failed(self.ctx, stored.id, "the bot is not connected", retry=False)
                 return
-            try:
-                update = Update.model_validate(stored.payload, context={"bot": live.bot})
-            except ValidationError as exc:
-                await updates.mark_failed(self.ctx, stored.id, f"not an update: {exc}", retry=False)
-                return
+            if update is None or update.bot is not live.bot:
+                try:
+                    update = Update.model_validate(stored.payload, context={"bot": live.bot})
+                except ValidationError as exc:
+                    await updates.mark_failed(self.ctx, stored.id, f"not an update: {exc}", retry=False)
+                    return
             if _known(update):
                 await self.dispatcher.feed_update(live.bot, update, scope=live.scope,
                                                   inbound=self.inbound)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from aiogram import Dispatcher
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramAPIError
 
@@ -85,7 +85,7 @@ class TelegramRuntime:
         self.pollers: dict[str, asyncio.Task[None]] = {}
         self.worker = UpdateWorker(ctx, self.dispatcher, self.resolve, DialogInbound(messengers.dialog),
                                    poll_seconds=settings.telegram_worker_poll_seconds)
-        self.webhook = TelegramWebhook(ctx, self.worker.kick)
+        self.webhook = TelegramWebhook(ctx, self.worker, self._bot_of)
         self._session: AiohttpSession | None = None
         self._poll_session: AiohttpSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -111,12 +111,11 @@ class TelegramRuntime:
         """No new updates: the bot refresh, the pollers, then the update worker end (bounded).
 
         The refresh loop stops between rounds (so it adds no poller after this). The pollers
-        and the worker take no stop signal, so they are cancelled; a second cancel that lands
-        while the first is still being handled inside a database call can leave an aiosqlite
-        connection closing forever, so a task gets one cancel and STOP_SECONDS to end. Only
-        the worker gets a second one: before Python 3.12 its `asyncio.wait_for` loses a cancel
-        that meets a wake-up (the pollers go first, so fewer wake-ups come). A task still
-        running after that is logged and left behind, never waited for. Senders stay
+        take no stop signal, so they are cancelled, one cancel each (a second one landing
+        while the first is handled inside a database call can leave an aiosqlite connection
+        closing forever) and STOP_SECONDS to end. The worker is asked to stop: it finishes the
+        updates in hand (bounded) and returns; only if it does not is it cancelled. A task
+        still running after that is logged and left behind, never waited for. Senders stay
         registered for the messages still being sent.
         """
         self._stop.set()
@@ -131,10 +130,9 @@ class TelegramRuntime:
             task.cancel()
         left += await _ended(pollers)
         workers, self._tasks = self._tasks, []
-        for task in workers:
-            task.cancel()
+        self.worker.stop()
         late = await _ended(workers)
-        for task in late:  # the worker's `asyncio.wait_for` loses a cancel that meets its wake-up
+        for task in late:
             task.cancel()
         left += await _ended(late)
         if left:
@@ -211,7 +209,7 @@ class TelegramRuntime:
         if self._poll_session is None:
             self._poll_session = setup.api_session(self.settings.telegram_api_url, limit=0)
         poller = Poller(self.ctx, bot_id, setup.make_bot(live.bot.token, self._poll_session),
-                        self.worker.kick, timeout=self.settings.telegram_poll_seconds)
+                        self.worker, timeout=self.settings.telegram_poll_seconds)
         self.pollers[bot_id] = asyncio.create_task(poller.run(), name=f"telegram-poll-{bot_id}")
 
     async def _drop(self, bot_id: str) -> None:
@@ -228,6 +226,10 @@ class TelegramRuntime:
         if bot_id not in self.live:
             await self.refresh()
         return self.live.get(bot_id)
+
+    def _bot_of(self, bot_id: str) -> Bot | None:
+        live = self.live.get(bot_id)
+        return live.bot if live is not None else None
 
     async def deep_link(self, bot_id: str, payload: str) -> str | None:
         """t.me/<bot>?start=<payload>: the link that starts a chat with a payload."""

@@ -2,7 +2,8 @@
 
 Unknown or removed bot -> 404; wrong secret header -> 401 (compared in constant
 time); not a JSON update -> 400. The update is stored (bot, update_id) before the
-200, a redelivered one is dropped, and a worker processes it from the table.
+200, a redelivered one is dropped, and the worker processes it (handed over in memory,
+or from the table: see processing.UpdateWorker.take).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
+from aiogram import Bot
 from aiogram.types import Update
 from aiohttp import web
 from pydantic import ValidationError
 
-from core.services import bots, updates
+from core.services import bots
 from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.telegram.webhook")
@@ -26,12 +28,20 @@ ROUTE = "/webhooks/telegram/{bot_id}"
 ROUTE_NAME = "telegram_webhook"
 
 
-class TelegramWebhook:
-    """The aiohttp handler; `on_stored` wakes the processing worker."""
+class Intake(Protocol):
+    """Where a received update goes (processing.UpdateWorker)."""
 
-    def __init__(self, ctx: CoreContext, on_stored: Callable[[], None]) -> None:
+    def take(self, bot_id: str, key: str, payload: dict[str, Any],
+             update: Update | None = None) -> Awaitable[bool]: ...
+
+
+class TelegramWebhook:
+    """The aiohttp handler; `bot_of` gives the live aiogram Bot to parse the update for."""
+
+    def __init__(self, ctx: CoreContext, intake: Intake, bot_of: Callable[[str], Bot | None]) -> None:
         self.ctx = ctx
-        self.on_stored = on_stored
+        self.intake = intake
+        self.bot_of = bot_of
         self._secrets: dict[str, str] = {}
 
     def secret(self, bot_id: str) -> str:
@@ -48,20 +58,19 @@ class TelegramWebhook:
         if not hmac.compare_digest(given.encode(), self.secret(bot_id).encode()):
             log.warning("telegram webhook with a wrong secret", extra={"bot_id": bot_id})
             return _answer(401, "wrong secret token")
-        payload = await _parse(request)
-        if payload is None:
+        parsed = await _parse(request, self.bot_of(bot_id))
+        if parsed is None:
             log.warning("telegram webhook with a malformed body", extra={"bot_id": bot_id})
             return _answer(400, "not a Telegram update")
-        if await updates.store(self.ctx, bot_id, str(payload["update_id"]), payload):
-            self.on_stored()
-        else:
+        payload, update = parsed
+        if not await self.intake.take(bot_id, str(payload["update_id"]), payload, update):
             log.info("telegram update redelivered; dropped",
                      extra={"bot_id": bot_id, "update_id": payload["update_id"]})
         return web.json_response({"ok": True})
 
 
-async def _parse(request: web.Request) -> dict[str, Any] | None:
-    """The update as sent, or None when it is not JSON or not an update."""
+async def _parse(request: web.Request, bot: Bot | None) -> tuple[dict[str, Any], Update] | None:
+    """The update as sent and as aiogram reads it (for `bot`), or None when it is not one."""
     try:
         payload = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
@@ -69,10 +78,10 @@ async def _parse(request: web.Request) -> dict[str, Any] | None:
     if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
         return None
     try:
-        Update.model_validate(payload)
+        update = Update.model_validate(payload, context={"bot": bot} if bot is not None else None)
     except ValidationError:
         return None
-    return payload
+    return payload, update
 
 
 def _answer(status: int, message: str) -> web.Response:

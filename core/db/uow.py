@@ -15,15 +15,18 @@ from core.db.models import OutboxEvent
 from core.db.pending import write_pending
 
 AfterCommit = Callable[[], Awaitable[None]]
+EVENTS = "events"  # the transaction emitted outbox events
+OUTGOING = "outgoing"  # the transaction queued outgoing messages
 
 
 class UnitOfWork:
     """`async with UnitOfWork(db) as uow: ...; await uow.commit()` — rollback unless committed."""
 
-    def __init__(self, db: Database, after_commit: list[AfterCommit] | None = None) -> None:
+    def __init__(self, db: Database, after_commit: dict[str, list[AfterCommit]] | None = None) -> None:
         self.db = db
         self.session: AsyncSession = db.write_session()
-        self._after_commit = list(after_commit or [])
+        self._after_commit = after_commit or {}
+        self._touched: set[str] = set()
         self._events: list[dict[str, Any]] = []
         self._locked = False
         self.committed = False
@@ -49,8 +52,17 @@ class UnitOfWork:
                 self._locked = False
                 self.db.write_lock.release()
         if self.committed and exc is None:
-            for hook in self._after_commit:
-                await hook()
+            for topic in sorted(self._touched):
+                for hook in self._after_commit.get(topic, ()):
+                    await hook()
+
+    def touch(self, topic: str) -> None:
+        """This transaction wrote something of `topic`: its hooks run after the commit.
+
+        Only what a commit wrote wakes anyone: a commit that queued nothing does not send
+        the dispatcher looking (every needless wake-up is a query).
+        """
+        self._touched.add(topic)
 
     def emit(
         self,
@@ -63,6 +75,7 @@ class UnitOfWork:
         customer_id: str | None = None,
     ) -> None:
         """Record an event in this transaction: it exists only if the transaction commits."""
+        self._touched.add(EVENTS)
         self._events.append({
             "merchant_id": merchant_id, "customer_id": customer_id, "type": type_,
             "payload": payload, "occurred_at": occurred_at, "created_at": now,

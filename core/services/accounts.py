@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db.models import ChannelAccount, DialogState
@@ -36,39 +36,67 @@ class AccountState:
         self.flow, self.step, self.data = flow, step, dict(data)
 
 
+LAST_SEEN_STEP = timedelta(minutes=1)  # `last_seen_at` is rewritten at most this often
+
+
 async def open_account(
     ctx: CoreContext, merchant_id: str, channel: str, bot_id: str, user_id: str, chat_id: str,
     locale: str,
 ) -> AccountState:
-    """The account writing now, created on first contact; last seen and chat id kept fresh."""
+    """The account writing now, created on first contact; last seen and chat id kept fresh.
+
+    Most events come from a known account: one read, and a write only when the chat moved
+    or `last_seen_at` is older than LAST_SEEN_STEP (it picks the account notices go to;
+    a minute is fine for that, and a write per message is not).
+    """
     now = ctx.now()
+    async with ctx.db.read() as session:
+        found = (await session.execute(
+            select(ChannelAccount, DialogState)
+            .outerjoin(DialogState, DialogState.channel_account_id == ChannelAccount.id)
+            .where(ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == channel,
+                   ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == user_id))).first()
+    if found is not None:
+        account, state = found
+        seen = account.last_seen_at
+        if account.chat_id != chat_id or seen is None or now - seen >= LAST_SEEN_STEP:
+            async with ctx.uow() as uow:
+                await uow.session.execute(update(ChannelAccount).where(ChannelAccount.id == account.id)
+                                          .values(chat_id=chat_id, last_seen_at=now))
+                await uow.commit()
+        return _state(account, state, chat_id=chat_id, created=False)
     for attempt in (1, 2):
         try:
             async with ctx.uow() as uow:
                 s = uow.session
-                account = await s.scalar(select(ChannelAccount).where(
+                row = await s.scalar(select(ChannelAccount).where(
                     ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == channel,
                     ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == user_id))
-                created = account is None
-                if account is None:
-                    account = ChannelAccount(
-                        id=new_id("acc"), merchant_id=merchant_id, channel=channel, bot_id=bot_id,
-                        external_user_id=user_id, chat_id=chat_id, locale=locale, created_at=now)
+                created = row is None
+                account = row if row is not None else ChannelAccount(
+                    id=new_id("acc"), merchant_id=merchant_id, channel=channel, bot_id=bot_id,
+                    external_user_id=user_id, chat_id=chat_id, locale=locale, created_at=now)
+                if created:
                     s.add(account)
                 account.chat_id = chat_id
                 account.last_seen_at = now
-                state = await s.get(DialogState, account.id) if not created else None
+                saved = await s.get(DialogState, account.id) if not created else None
                 await uow.commit()
-                return AccountState(
-                    id=account.id, merchant_id=merchant_id, channel=channel, bot_id=bot_id,
-                    chat_id=chat_id, customer_id=account.customer_id, locale=account.locale,
-                    blocked=account.blocked_at is not None,
-                    flow=state.flow if state else None, step=state.step if state else None,
-                    data=dict(state.data) if state else {}, created=created)
+                return _state(account, saved, chat_id=chat_id, created=created)
         except IntegrityError:
             if attempt == 2:  # two first messages raced; the second now finds the account
                 raise
     raise AssertionError("unreachable")
+
+
+def _state(account: ChannelAccount, state: DialogState | None, *, chat_id: str,
+           created: bool) -> AccountState:
+    return AccountState(
+        id=account.id, merchant_id=account.merchant_id, channel=account.channel,
+        bot_id=account.bot_id, chat_id=chat_id, customer_id=account.customer_id,
+        locale=account.locale, blocked=account.blocked_at is not None,
+        flow=state.flow if state else None, step=state.step if state else None,
+        data=dict(state.data) if state else {}, created=created)
 
 
 async def save_state(ctx: CoreContext, account: AccountState) -> None:

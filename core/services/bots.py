@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,10 @@ from core.services.merchants import get_secret, set_secret
 CHANNELS = ("telegram", "vk", "max", "web")
 # What Telegram accepts in secret_token (and what we accept in the header): 1-256 of [A-Za-z0-9_-].
 WEBHOOK_SECRET_CHARS = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# Active bots as last read, for BOT_TTL seconds: every webhook call asks. A bot removed in
+# this process is forgotten at once; one removed by another process within BOT_TTL.
+BOT_TTL = 5.0
+_ACTIVE: dict[str, tuple[float, BotInfo]] = {}
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ async def add_bot(
         row.status, row.removed_at = "active", None
         await uow.commit()
         info = _info(row)
+        _ACTIVE.pop(info.id, None)
     if token is not None:
         await set_secret(ctx, merchant_id, token_secret_name(info.id), token)
     return info
@@ -94,10 +100,18 @@ async def active_bots(ctx: CoreContext, channel: str) -> list[BotInfo]:
 
 
 async def get_bot(ctx: CoreContext, bot_id: str) -> BotInfo | None:
-    """An active bot by our id; None when unknown or removed."""
+    """An active bot by our id; None when unknown or removed (see BOT_TTL)."""
+    hit = _ACTIVE.get(bot_id)
+    if hit is not None and time.monotonic() - hit[0] < BOT_TTL:
+        return hit[1]
     async with ctx.db.read() as session:
         row = await session.get(Bot, bot_id)
-        return _info(row) if row is not None and row.status == "active" else None
+        info = _info(row) if row is not None and row.status == "active" else None
+    if info is None:  # unknown ids are not kept: anyone can make them up
+        _ACTIVE.pop(bot_id, None)
+    else:
+        _ACTIVE[bot_id] = (time.monotonic(), info)
+    return info
 
 
 async def bot_token(ctx: CoreContext, bot: BotInfo) -> str | None:
@@ -111,6 +125,7 @@ async def remove_bot(ctx: CoreContext, merchant_id: str, bot_id: str) -> BotInfo
         if row is None or row.merchant_id != merchant_id or row.status != "active":
             raise NotFound(f"no bot {bot_id!r} for this merchant")
         row.status, row.removed_at = "removed", ctx.now()
+        _ACTIVE.pop(bot_id, None)
         await uow.session.execute(delete(MerchantSecret).where(
             MerchantSecret.merchant_id == merchant_id,
             MerchantSecret.name == token_secret_name(bot_id)))

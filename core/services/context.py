@@ -17,11 +17,16 @@ class CoreContext:
     db: Database
     clock: Clock
     secrets: SecretBox
-    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Topic (core.db.uow.EVENTS, OUTGOING) -> what runs after a commit that wrote it.
+    after_commit: dict[str, list[Callable[[], Awaitable[None]]]] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
-        """A new write unit of work; after commit it wakes the outbox drain."""
+        """A new write unit of work; after a commit that wrote events it wakes the outbox drain."""
         return UnitOfWork(self.db, self.after_commit)
+
+    def on_commit(self, topic: str, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` after every commit that wrote something of `topic`."""
+        self.after_commit.setdefault(topic, []).append(hook)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
 
 from sqlalchemy import select
 
 from core.db.models import Media
 from core.ids import new_id
 from core.services.context import CoreContext
+
+# What this process put lately, kept in memory for the dispatcher that sends it a moment later
+# (a card image is put and read back once per "show my card"): HOT_SECONDS, HOT_BYTES at most.
+HOT_SECONDS = 60.0
+HOT_BYTES = 16 * 1024 * 1024
+_HOT: OrderedDict[str, tuple[float, str, str, bytes]] = OrderedDict()  # id -> (at, merchant, type, data)
+_hot_size = 0
+
+
+def _remember(media_id: str, merchant_id: str, content_type: str, data: bytes) -> None:
+    global _hot_size
+    _HOT[media_id] = (time.monotonic(), merchant_id, content_type, data)
+    _hot_size += len(data)
+    while _HOT and _hot_size > HOT_BYTES:
+        _, (_at, _merchant, _type, old) = _HOT.popitem(last=False)
+        _hot_size -= len(old)
+
+
+def forget(media_ids: Iterable[str]) -> None:
+    """Erased media leave memory too (see core.services.profile)."""
+    global _hot_size
+    for media_id in media_ids:
+        found = _HOT.pop(media_id, None)
+        if found is not None:
+            _hot_size -= len(found[3])
 
 
 class DbMediaStore:
@@ -25,10 +53,14 @@ class DbMediaStore:
                 id=media_id, merchant_id=merchant_id, content_type=content_type, size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(), data=data, created_at=self.ctx.now()))
             await uow.commit()
+        _remember(media_id, merchant_id, content_type, data)
         return media_id
 
     async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None:
         """(content type, bytes), or None when unknown, another merchant's, or erased."""
+        hot = _HOT.get(media_id)
+        if hot is not None and time.monotonic() - hot[0] < HOT_SECONDS:
+            return (hot[2], hot[3]) if hot[1] == merchant_id else None
         async with self.ctx.db.read() as session:
             row = (await session.execute(select(Media.content_type, Media.data).where(
                 Media.id == media_id, Media.merchant_id == merchant_id))).first()

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from core.db.models import Bot, OutgoingMessage
+from core.db.uow import OUTGOING
 from core.ids import new_id
 from core.ports import ChannelSender, MediaStore, OutgoingEnvelope, RateLimiter, SendResult
 from core.services.context import CoreContext
@@ -80,6 +81,7 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing]) -> list[str]:
         } for item in fresh]
         if rows:
             await uow.session.execute(insert(OutgoingMessage), rows)
+            uow.touch(OUTGOING)
         await uow.commit()
     return [row["id"] for row in rows]
 

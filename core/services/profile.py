@@ -31,6 +31,7 @@ from core.ids import new_id
 from core.services.consents import ADVERTISING, PERSONAL_DATA, current_consents
 from core.services.context import CoreContext
 from core.services.customers import get_customer
+from core.services.media import forget as forget_media
 
 # Columns an export leaves out: secrets' digests and the till's raw request/answer copies.
 NOT_EXPORTED = frozenset({"digest", "request_digest", "response", "data"})
@@ -127,6 +128,7 @@ async def anonymise_customer(ctx: CoreContext, merchant_id: str, customer_id: st
         if media_ids:
             await s.execute(update(Media).where(Media.id.in_(media_ids))
                             .values(data=None, size=0, sha256=""))
+            forget_media(media_ids)
         await s.execute(update(Card).where(Card.customer_id == customer_id, Card.status == "active")
                         .values(status="blocked", blocked_at=now))
         await s.execute(update(Review).where(Review.customer_id == customer_id).values(comment=None))

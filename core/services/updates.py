@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.db.models import InboundUpdate
 from core.services.context import CoreContext
@@ -37,32 +38,41 @@ class StoredUpdate:
 
 async def store(
     ctx: CoreContext, bot_id: str, key: str, payload: dict[str, Any], *, ttl: timedelta = TTL,
-) -> bool:
-    """Save an update before answering the platform; False when (bot, key) was already stored."""
+    claim: bool = False,
+) -> StoredUpdate | None:
+    """Save an update before answering the platform; None when (bot, key) was already stored.
+
+    `claim=True`: this process processes it at once (the row is saved `processing`, its
+    first attempt); else it waits `new` for a worker's claim. One statement either way.
+    """
     now = ctx.now()
+    insert = sqlite_insert if ctx.db.is_sqlite else pg_insert
+    statement = insert(InboundUpdate).values(
+        bot_id=bot_id, key=key, payload=payload, status="processing" if claim else "new",
+        attempts=1 if claim else 0, received_at=now, processed_at=now if claim else None,
+        expires_at=now + ttl,
+    ).on_conflict_do_nothing(index_elements=["bot_id", "key"]).returning(InboundUpdate.id)
     async with ctx.uow() as uow:
-        exists = await uow.session.scalar(select(InboundUpdate.id).where(
-            InboundUpdate.bot_id == bot_id, InboundUpdate.key == key))
-        if exists is not None:
-            return False
-        uow.session.add(InboundUpdate(
-            bot_id=bot_id, key=key, payload=payload, status="new", attempts=0,
-            received_at=now, expires_at=now + ttl))
-        try:
-            await uow.commit()
-        except IntegrityError:  # the same update arrived twice at once; the other one won
-            return False
-    return True
+        row_id = await uow.session.scalar(statement)
+        await uow.commit()
+    if row_id is None:  # a redelivery (or the same update twice at once: the other one won)
+        return None
+    return StoredUpdate(id=row_id, bot_id=bot_id, key=key, payload=payload, attempts=1 if claim else 0)
 
 
-async def claim(ctx: CoreContext, limit: int = 50) -> list[StoredUpdate]:
-    """Take pending updates (oldest first) for processing in this process."""
+async def claim(ctx: CoreContext, limit: int = 50, *,
+                stale_after: timedelta = STALE_AFTER) -> list[StoredUpdate]:
+    """Take pending updates (oldest first) for processing in this process.
+
+    A row `processing` for longer than `stale_after` was left by a crash (a process
+    that starts alone, on SQLite, takes them all: `stale_after=timedelta(0)`).
+    """
     now = ctx.now()
     due = or_(
         InboundUpdate.status == "new",
         and_(InboundUpdate.status == "retry",
              InboundUpdate.processed_at <= now - RETRY_AFTER),
-        and_(InboundUpdate.status == "processing", InboundUpdate.processed_at <= now - STALE_AFTER),
+        and_(InboundUpdate.status == "processing", InboundUpdate.processed_at <= now - stale_after),
     )
     async with ctx.uow() as uow:
         rows = list(await uow.session.scalars(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from core.db.models import ChannelAccount, InboundUpdate
@@ -91,3 +93,21 @@ async def test_many_people_at_once(telegram, fake):
         await telegram.send(person.start())
     for person in people:
         await fake.wait_sent(person.user_id)
+
+
+async def test_an_update_in_hand_at_a_crash_is_answered_after_the_restart(core, fake, bot, anna, clock):
+    """The webhook stores an update already claimed and hands it over in memory; a crash right
+    after the 200 leaves it `processing`. The next start answers it: on SQLite (one process) at
+    once, on PostgreSQL once the claim is stale (another process might still be on it)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from app.web import create_app
+
+    update = anna.start()
+    assert await updates.store(core.ctx, bot.id, str(update["update_id"]), update, claim=True)
+    if not core.ctx.db.is_sqlite:
+        clock.advance_to(clock.now() + updates.STALE_AFTER + timedelta(seconds=1))
+    async with TestClient(TestServer(create_app(core))):
+        await fake.wait_sent(anna.user_id)
+    row = await updates.get_update(core.ctx, bot.id, str(update["update_id"]))
+    assert row.status == "done" and row.attempts == 2

@@ -19,11 +19,12 @@ from core.config import Settings
 from core.db.uow import OUTGOING
 from core.ports import RateLimiter, SmsGateway
 from core.services.context import CoreContext
+from core.services.dispatcher import Dispatcher
 from core.services.limiter import CHANNEL_LIMITS, InProcessLimiter
 from core.services.media import DbMediaStore
 from core.services.otp import OtpPolicy
 from core.services.outbox import Outbox
-from core.services.outgoing import Dispatcher, bot_channel
+from core.services.outgoing import bot_channel
 
 DeepLinkFn = Callable[[str, str], Awaitable[str | None]]  # (bot_id, payload) -> link
 
@@ -70,7 +71,8 @@ def build_messengers(ctx: CoreContext, settings: Settings, outbox: Outbox) -> Me
 
     deps = DialogDeps(ctx=ctx, sms=sms, media=media, deep_link=deep_link,
                       public_url=settings.public_url,
-                      trust_client_ip=settings.trusted_proxy, otp=OtpPolicy.from_settings(settings))
+                      trust_client_ip=settings.trusted_proxy, otp=OtpPolicy.from_settings(settings),
+                      outgoing=dispatcher)
     notifications = Notifications(ctx, sms, settings.quiet_hours_start, settings.quiet_hours_end)
     outbox.register("notifications", notifications.handle)
     return Messengers(media=media, limiters=limiters, dispatcher=dispatcher, sms=sms,

@@ -36,4 +36,4 @@ async def deliver(deps: DialogDeps, account: AccountState, reply: Reply, *, prio
         NewOutgoing(merchant_id=account.merchant_id, bot_id=account.bot_id,
                     channel_account_id=account.id, chat_id=account.chat_id,
                     body=screen.to_body(), priority=priority, kind=kind)
-        for screen in screens])
+        for screen in screens], hand_to=deps.outgoing, blocked=account.blocked)

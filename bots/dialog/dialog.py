@@ -20,6 +20,7 @@ from core.ports import MediaStore, SmsGateway
 from core.services import accounts
 from core.services.accounts import AccountState
 from core.services.context import CoreContext
+from core.services.dispatcher import Dispatcher
 from core.services.otp import OtpPolicy
 from core.services.programs import merchant_and_program
 
@@ -40,6 +41,7 @@ class DialogDeps:
     public_url: str | None = None
     trust_client_ip: bool = False
     otp: OtpPolicy = field(default_factory=OtpPolicy)
+    outgoing: Dispatcher | None = None  # replies are handed to it at once (see outgoing.enqueue)
 
 
 @dataclass

@@ -117,6 +117,14 @@ async def _still_ours(uow: UnitOfWork, claimed: list[list[Claimed]],
             and (rows[0].bot_id, rows[0].chat_id) not in sending]
 
 
+async def chat_has_queue(session: AsyncSession, bot_id: str, chat_id: str) -> bool:
+    """Whether a chat has rows queued or being sent: nothing new may go before them."""
+    found = await session.scalar(select(OutgoingMessage.id).where(
+        OutgoingMessage.bot_id == bot_id, OutgoingMessage.chat_id == chat_id,
+        OutgoingMessage.status.in_(("queued", "sending"))).limit(1))
+    return found is not None
+
+
 async def return_to_queue(ctx: CoreContext, ids: Sequence[str]) -> None:
     """Claimed rows that were not tried: queued again as they were."""
     if not ids:

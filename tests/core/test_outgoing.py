@@ -14,13 +14,13 @@ from sqlalchemy import select
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
 from core.ids import new_id
 from core.ports import OutgoingEnvelope, SendResult
+from core.services.dispatcher import Dispatcher
 from core.services.limiter import TELEGRAM, InProcessLimiter, Limits
 from core.services.outgoing import (
     MARKETING,
     MAX_ATTEMPTS,
     REPLY,
     SERVICE,
-    Dispatcher,
     NewOutgoing,
     enqueue,
 )
@@ -322,3 +322,86 @@ async def test_the_running_dispatcher_sends_what_is_queued_and_fails_interrupted
     assert found["hello"].status == "sent"  # stopping let the send be marked
     assert found["cut short"].status == "failed"
     assert "interrupted" in (found["cut short"].error or "")
+
+
+class Gated(FakeSender):
+    """Holds every send until `gate` opens, so a test can act while a chat is being sent to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def send(self, message: OutgoingEnvelope) -> SendResult:
+        self.started.set()
+        await self.gate.wait()
+        return await super().send(message)
+
+
+async def _running(core: Any, bot_id: str, sender: FakeSender,
+                   **kwargs: Any) -> tuple[Dispatcher, asyncio.Task[None]]:
+    running = dispatcher(core, sender, bot_id, **kwargs)
+    task = asyncio.create_task(running.run())
+    for _ in range(200):  # running once the interrupted rows of a past run are dealt with
+        if running.reserve(bot_id, "probe"):
+            running.release(bot_id, "probe")
+            return running, task
+        await asyncio.sleep(0.01)
+    raise AssertionError("the dispatcher never started")
+
+
+async def _stop(running: Dispatcher, task: asyncio.Task[None]) -> None:
+    running.stop()
+    await asyncio.wait_for(task, timeout=30)
+
+
+async def test_a_reply_handed_over_is_sent_without_waiting_for_a_claim(core, merchant_id):
+    """Handed to the running dispatcher, the reply is saved `sending` and goes at once; the
+    poll is an hour, so only the hand-over can have sent it."""
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    sender = FakeSender()
+    running, task = await _running(core, bot_id, sender, poll_seconds=3600)
+    try:
+        [row_id] = await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
+        for _ in range(200):
+            if sender.sent:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await _stop(running, task)
+    assert [text for _chat, text, _t in sender.sent] == ["your card"]
+    assert sender.envelopes[0].id == row_id
+    assert (await rows(core))["your card"].status == "sent"
+
+
+async def test_a_reply_never_overtakes_what_its_chat_already_has_queued(core, merchant_id):
+    """A notification is being sent to the chat when the reply comes: the reply is queued
+    behind it, not handed over, and goes after it."""
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    sender = Gated()
+    running, task = await _running(core, bot_id, sender)
+    try:
+        await enqueue(core.ctx, [message(account, "points added", SERVICE)])
+        await asyncio.wait_for(sender.started.wait(), timeout=30)
+        await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
+        assert (await rows(core))["your card"].status == "queued"
+        sender.gate.set()
+        for _ in range(300):
+            if len(sender.sent) == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        sender.gate.set()
+        await _stop(running, task)
+    assert [text for _chat, text, _t in sender.sent] == ["points added", "your card"]
+    assert {row.status for row in (await rows(core)).values()} == {"sent"}
+
+
+async def test_a_reply_to_a_stopped_dispatcher_waits_in_the_queue(core, merchant_id):
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    stopped = dispatcher(core, FakeSender(), bot_id)  # never started
+    await enqueue(core.ctx, [message(account, "later")], hand_to=stopped)
+    assert (await rows(core))["later"].status == "queued"
+    sender = FakeSender()
+    assert await dispatcher(core, sender, bot_id).drain_once() == 1
+    assert [text for _chat, text, _t in sender.sent] == ["later"]

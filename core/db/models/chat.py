@@ -105,6 +105,7 @@ class OutgoingMessage(Base):
     __table_args__ = (
         Index("ix_outgoing_due", "status", "priority", "not_before"),
         Index("ix_outgoing_account", "channel_account_id", "id"),
+        Index("ix_outgoing_chat", "bot_id", "chat_id", "status"),  # what a chat has waiting
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

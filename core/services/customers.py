@@ -20,7 +20,7 @@ from core.phones import normalise_phone
 from core.services import bonuses
 from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger
-from core.services.programs import current_program
+from core.services.programs import current_program, merchant_snapshot
 from core.services.views import customer_json, entry_json
 
 
@@ -263,8 +263,7 @@ async def customer_answer(
     ctx: CoreContext, merchant_id: str, customer_id: str, at: datetime | None = None
 ) -> dict[str, Any]:
     async with ctx.db.read() as session:
-        merchant = await session.get(Merchant, merchant_id)
-        assert merchant is not None
+        merchant = await merchant_snapshot(session, merchant_id)
         customer = await get_customer(session, merchant_id, customer_id)
         program = await current_program(session, merchant)
         return await customer_json(session, program, customer, at or ctx.now())

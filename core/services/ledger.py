@@ -53,12 +53,15 @@ async def balance_of(session: AsyncSession, customer_id: str, at: datetime) -> t
             )
         )
     ]
-    debt_later = await session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.debt_cp), 0)).where(
-            LedgerEntry.customer_id == customer_id, LedgerEntry.occurred_at > at
-        )
+    # The debt now, less what entries after `at` added: one round trip for both.
+    added_later = (
+        select(func.coalesce(func.sum(LedgerEntry.debt_cp), 0))
+        .where(LedgerEntry.customer_id == customer_id, LedgerEntry.occurred_at > at)
+        .scalar_subquery()
     )
-    debt_now = await session.scalar(select(Customer.debt_cp).where(Customer.id == customer_id))
+    debts = (await session.execute(
+        select(Customer.debt_cp, added_later).where(Customer.id == customer_id))).first()
+    debt_now, debt_later = (debts[0], debts[1]) if debts is not None else (0, 0)
     return balance_at([as_lot(e) for e in lots], at, later), int(debt_now or 0) - int(debt_later or 0)
 
 

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from core.db.models import Media
 from core.ids import new_id
@@ -49,7 +49,7 @@ class DbMediaStore:
         """Store the bytes once; returns our media id."""
         media_id = new_id("med")
         async with self.ctx.uow() as uow:
-            uow.session.add(Media(
+            await uow.session.execute(insert(Media).values(
                 id=media_id, merchant_id=merchant_id, content_type=content_type, size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(), data=data, created_at=self.ctx.now()))
             await uow.commit()

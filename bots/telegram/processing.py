@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from bots.telegram.updates import BotScope, Inbound
 from core.services import updates
 from core.services.context import CoreContext
+from core.services.group_commit import GroupCommit
 from core.services.outbox import wait_for_event
 from core.services.updates import StoredUpdate
 
@@ -84,6 +86,7 @@ class UpdateWorker:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._purged_at = 0.0
+        self._done: GroupCommit[int] = GroupCommit(partial(updates.mark_done_many, ctx))
 
     def kick(self) -> None:
         self._wake.set()
@@ -217,7 +220,7 @@ class UpdateWorker:
             except Exception:
                 log.exception("marking a failed update failed", extra=context)
             return
-        await updates.mark_done(self.ctx, stored.id)
+        await self._done.add(stored.id)
 
 
 def _known(update: Update) -> bool:

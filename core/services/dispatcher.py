@@ -9,17 +9,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from core.ports import ChannelSender, MediaStore, OutgoingEnvelope, RateLimiter, SendResult
 from core.services.context import CoreContext
+from core.services.group_commit import GroupCommit
 from core.services.outbox import wait_for_event
 from core.services.outgoing import MAX_ATTEMPTS, STALE_CLAIM, backoff
-from core.services.outgoing_claim import Claimed, claim_due, mark, recover_stale, return_to_queue
+from core.services.outgoing_claim import (
+    Claimed,
+    Outcome,
+    claim_due,
+    mark_many,
+    recover_stale,
+    return_to_queue,
+)
 
 log = logging.getLogger("kartochka.outgoing")
 SHUTDOWN_GRACE_SECONDS = 10.0
 CANCEL_GRACE_SECONDS = 2.0
+MARK_RETRY_PAUSES = (0.2, 1.0, 3.0)  # a result is written again after these pauses before giving up
 
 
 class Dispatcher:
@@ -48,6 +58,7 @@ class Dispatcher:
         self._stopping = False
         self._running = False
         self._missed = False  # a kick came while some chat was busy: look again when it frees
+        self._marks: GroupCommit[Outcome] = GroupCommit(partial(mark_many, ctx))
 
     def register(self, bot_id: str, sender: ChannelSender) -> None:
         self.senders[bot_id] = sender
@@ -176,26 +187,39 @@ class Dispatcher:
             return chats
 
     async def _send_chat(self, rows: list[Claimed]) -> int:
-        """One chat's rows, strictly in order; a retry puts the rest back behind it."""
+        """One chat's rows, strictly in order; a retry puts the rest back behind it.
+
+        Whatever fails here, no row is left `sending` that was not handed to the platform:
+        the rows not yet tried go back to the queue. Only a row whose outcome could not be
+        written stays `sending` (it may have arrived); STALE_CLAIM later marks it interrupted.
+        """
         chat = (rows[0].bot_id, rows[0].chat_id)
         done = 0
+        untried = 0  # rows[untried:] were never handed to a sender
         try:
             for index, row in enumerate(rows):
                 result = None if self._stopping else await self._send_one(row)
                 if result is None:  # stopping, or the bot's sender went away: the rest waits
-                    await return_to_queue(self.ctx, [r.id for r in rows[index:]])
                     break
+                untried = index + 1
                 await self._mark(row, result)
                 done += 1
                 if result.status == "blocked":
                     for later in rows[index + 1:]:
                         later.blocked = True
                 if result.status == "retry":
-                    await return_to_queue(self.ctx, [r.id for r in rows[index + 1:]])
                     break
+            else:
+                untried = len(rows)
             return done
         finally:
-            self._busy.discard(chat)
+            try:
+                await return_to_queue(self.ctx, [r.id for r in rows[untried:]])
+            except Exception:
+                log.exception("returning unsent messages to the queue failed",
+                              extra={"bot_id": chat[0], "count": len(rows) - untried})
+            finally:
+                self._busy.discard(chat)
 
     async def _send_one(self, row: Claimed) -> SendResult | None:
         if row.blocked:
@@ -206,7 +230,12 @@ class Dispatcher:
         media: dict[str, bytes] = {}
         image = row.body.get("image")
         if image:
-            found = await self.media.get(row.merchant_id, image["media_id"])
+            try:
+                found = await self.media.get(row.merchant_id, image["media_id"])
+            except Exception as exc:  # the database away for a moment: not sent, try again
+                log.warning("reading an image to send failed", exc_info=exc,
+                            extra={"outgoing_id": row.id})
+                return SendResult.retry(self.ctx.now(), f"reading the image failed: {type(exc).__name__}")
             if found is None:
                 return SendResult.failed("the image is gone")
             media[image["media_id"]] = found[1]
@@ -248,5 +277,13 @@ class Dispatcher:
             values = {"status": "blocked", "error": (result.reason or "blocked")[:500]}
         else:
             values = {"status": "failed", "error": (result.reason or "failed")[:500]}
-        await mark(self.ctx, row, values, blocked=result.status == "blocked", now=now)
-
+        outcome = (row, values, result.status == "blocked", now)
+        for pause in MARK_RETRY_PAUSES:
+            try:
+                await self._marks.add(outcome)
+                return
+            except Exception as exc:
+                log.warning("writing a send result failed; trying again", exc_info=exc,
+                            extra={"outgoing_id": row.id, "status": result.status})
+                await self.sleep(pause)
+        await self._marks.add(outcome)  # the last try: its error ends this chat's round

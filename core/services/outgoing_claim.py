@@ -146,14 +146,23 @@ async def recover_stale(ctx: CoreContext, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+Outcome = tuple[Claimed, dict[str, Any], bool, datetime]  # row, values, blocked, when
+
+
 async def mark(ctx: CoreContext, row: Claimed, values: dict[str, Any], *, blocked: bool,
                now: datetime) -> None:
     """One row's outcome; a blocked result also marks the account (its first block time)."""
+    await mark_many(ctx, [(row, values, blocked, now)])
+
+
+async def mark_many(ctx: CoreContext, outcomes: Sequence[Outcome]) -> None:
+    """Several rows' outcomes in one transaction (see core.services.group_commit)."""
     async with UnitOfWork(ctx.db) as uow:  # no after-commit kick: nothing new to send
-        await uow.session.execute(update(OutgoingMessage).where(
-            OutgoingMessage.id == row.id, OutgoingMessage.status == "sending").values(**values))
-        if blocked:
-            await uow.session.execute(update(ChannelAccount).where(
-                ChannelAccount.id == row.channel_account_id,
-                ChannelAccount.blocked_at.is_(None)).values(blocked_at=now))
+        for row, values, blocked, now in outcomes:
+            await uow.session.execute(update(OutgoingMessage).where(
+                OutgoingMessage.id == row.id, OutgoingMessage.status == "sending").values(**values))
+            if blocked:
+                await uow.session.execute(update(ChannelAccount).where(
+                    ChannelAccount.id == row.channel_account_id,
+                    ChannelAccount.blocked_at.is_(None)).values(blocked_at=now))
         await uow.commit()

@@ -90,7 +90,16 @@ async def claim(ctx: CoreContext, limit: int = 50, *,
 
 
 async def mark_done(ctx: CoreContext, update_id: int) -> None:
-    await _finish(ctx, update_id, "done", None)
+    await mark_done_many(ctx, [update_id])
+
+
+async def mark_done_many(ctx: CoreContext, update_ids: list[int]) -> None:
+    """Processed: only the keys are kept from now on (see `_finish`); one statement for all."""
+    async with ctx.uow() as uow:
+        await uow.session.execute(update(InboundUpdate).where(InboundUpdate.id.in_(update_ids))
+                                  .values(status="done", last_error=None, processed_at=ctx.now(),
+                                          payload={}))
+        await uow.commit()
 
 
 async def mark_failed(ctx: CoreContext, update_id: int, error: str, *, retry: bool = True) -> str:

@@ -405,3 +405,42 @@ async def test_a_reply_to_a_stopped_dispatcher_waits_in_the_queue(core, merchant
     sender = FakeSender()
     assert await dispatcher(core, sender, bot_id).drain_once() == 1
     assert [text for _chat, text, _t in sender.sent] == ["later"]
+
+
+class MediaAway:
+    """A MediaStore whose database is away for the first `failures` reads."""
+
+    def __init__(self, store: Any, failures: int) -> None:
+        self.store = store
+        self.failures = failures
+
+    async def put(self, merchant_id: str, content_type: str, data: bytes) -> str:
+        return str(await self.store.put(merchant_id, content_type, data))
+
+    async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("the database went away")
+        found: tuple[str, bytes] | None = await self.store.get(merchant_id, media_id)
+        return found
+
+
+async def test_an_image_that_cannot_be_read_now_is_sent_later_and_the_chat_waits(
+        core, merchant_id, clock):
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    media_id = await core.messengers.media.put(merchant_id, "image/png", b"\x89PNG...")
+    item = message(account, "card")
+    item.body["image"] = {"media_id": media_id, "filename": "card.png", "content_type": "image/png"}
+    await enqueue(core.ctx, [item, message(account, "menu")])
+    sender = FakeSender()
+    flaky = Dispatcher(core.ctx, MediaAway(core.messengers.media, failures=1))
+    flaky.register(bot_id, sender)
+    assert await flaky.drain_once() == 1  # the card got a result: try again later
+    found = await rows(core)
+    assert (found["card"].status, found["card"].attempts) == ("queued", 1)
+    assert found["menu"].status == "queued"  # not before the card, and not lost
+    assert sender.sent == []
+    clock.advance_to(clock.now() + timedelta(seconds=5))
+    assert await flaky.drain_once() == 2
+    assert [text for _chat, text, _t in sender.sent] == ["card", "menu"]
+    assert sender.envelopes[0].media == {media_id: b"\x89PNG..."}

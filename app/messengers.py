@@ -74,7 +74,7 @@ def build_messengers(ctx: CoreContext, settings: Settings, outbox: Outbox) -> Me
                       trust_client_ip=settings.trusted_proxy, otp=OtpPolicy.from_settings(settings),
                       outgoing=dispatcher)
     notifications = Notifications(ctx, sms, settings.quiet_hours_start, settings.quiet_hours_end)
-    outbox.register("notifications", notifications.handle)
+    outbox.register("notifications", notifications.handle, prepare=notifications.prepare)
     return Messengers(media=media, limiters=limiters, dispatcher=dispatcher, sms=sms,
                       dialog=build_dialog(deps), deps=deps, notifications=notifications,
                       deep_links=deep_links)

@@ -29,7 +29,7 @@ from core.db.models import OutboxEvent
 from core.errors import ConfigurationError
 from core.ports import SmsFailed, SmsGateway
 from core.services.context import CoreContext
-from core.services.notices import Recipient, may_advertise, recipient, sale_figures
+from core.services.notices import Recipient, may_advertise, recipient, recipients, sale_figures
 from core.services.outgoing import MARKETING, REPLY, SERVICE, NewOutgoing, enqueue
 
 log = logging.getLogger("kartochka.notifications")
@@ -67,14 +67,30 @@ class Notifications:
             "ReferralRewarded": self.referral,
             "RedemptionCodeIssued": self.redemption_code,
         }
+        self._recipients: dict[tuple[str, str], Recipient | None] = {}  # of the batch in hand
+
+    def _addressee(self, event: OutboxEvent) -> str | None:
+        """The customer an event would be told to, when it is one we tell anyone of."""
+        if event.type not in self.handlers:
+            return None
+        customer_id = (event.payload or {}).get("customer_id") or event.customer_id
+        return str(customer_id) if customer_id else None
+
+    async def prepare(self, events: list[OutboxEvent]) -> None:
+        """Find the recipients of a whole batch of events in two queries (the drain keeps up)."""
+        wanted = {(event.merchant_id, customer_id) for event in events
+                  if (customer_id := self._addressee(event)) is not None}
+        self._recipients = await recipients(self.ctx, wanted) if wanted else {}
 
     async def handle(self, event: OutboxEvent) -> None:
         """Queue the message one event causes (most events cause none)."""
-        handler = self.handlers.get(event.type)
-        customer_id = (event.payload or {}).get("customer_id") or event.customer_id
-        if handler is None or not customer_id:
+        customer_id = self._addressee(event)
+        if customer_id is None:
             return
-        found = await recipient(self.ctx, event.merchant_id, customer_id)
+        handler = self.handlers[event.type]
+        key = (event.merchant_id, customer_id)
+        found = self._recipients[key] if key in self._recipients else \
+            await recipient(self.ctx, event.merchant_id, customer_id)
         if found is None:
             return
         try:

@@ -23,31 +23,34 @@ MAX_TEXT = 4096
 
 
 async def record_inbound(
-    ctx: CoreContext, media: MediaStore, account_id: str, *, text: str | None = None,
-    photo: bytes | None = None, photo_type: str = "image/jpeg",
+    ctx: CoreContext, media: MediaStore, merchant_id: str, account_id: str, *,
+    text: str | None = None, photo: bytes | None = None, photo_type: str = "image/jpeg",
 ) -> dict[str, Any]:
     """A customer's message (text, a photo, or a photo with a caption) into the conversation."""
-    return await _record(ctx, media, account_id, "in", "customer", text, photo, photo_type)
+    return await _record(ctx, media, merchant_id, account_id, "in", "customer", text, photo, photo_type)
 
 
 async def record_outbound(
-    ctx: CoreContext, media: MediaStore, account_id: str, *, text: str | None = None,
-    photo: bytes | None = None, photo_type: str = "image/jpeg", author: str = "operator",
+    ctx: CoreContext, media: MediaStore, merchant_id: str, account_id: str, *,
+    text: str | None = None, photo: bytes | None = None, photo_type: str = "image/jpeg",
+    author: str = "operator",
 ) -> dict[str, Any]:
     """An operator's (or the bot's) answer, kept in the same thread; sending is the caller's."""
-    return await _record(ctx, media, account_id, "out", author, text, photo, photo_type)
+    return await _record(ctx, media, merchant_id, account_id, "out", author, text, photo, photo_type)
 
 
-async def _record(ctx: CoreContext, media: MediaStore, account_id: str, direction: str, author: str,
-                  text: str | None, photo: bytes | None, photo_type: str) -> dict[str, Any]:
+async def _record(ctx: CoreContext, media: MediaStore, merchant_id: str, account_id: str,
+                  direction: str, author: str, text: str | None, photo: bytes | None,
+                  photo_type: str) -> dict[str, Any]:
+    """One message of the merchant's account (another merchant's account is "no such")."""
     text = (text or "").strip()[:MAX_TEXT] or None
     if text is None and not photo:
         raise ValidationFailed("a message needs text or a photo")
     async with ctx.db.read() as session:
-        account = await session.get(ChannelAccount, account_id)
-        if account is None:
+        found = await session.scalar(select(ChannelAccount.id).where(
+            ChannelAccount.id == account_id, ChannelAccount.merchant_id == merchant_id))
+        if found is None:
             raise NotFound("no such channel account")
-        merchant_id = account.merchant_id
     # The media store writes in its own transaction: never inside ours (SQLite has one writer).
     media_id = await media.put(merchant_id, photo_type, photo) if photo else None
     async with ctx.uow() as uow:

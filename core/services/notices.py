@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 
 from core.db.models import Bot, ChannelAccount, Customer, LedgerEntry, Purchase
 from core.domain.money import from_minor
@@ -47,31 +47,52 @@ PUSH_CHANNELS = ("telegram", "vk", "max")
 
 async def recipient(ctx: CoreContext, merchant_id: str, customer_id: str) -> Recipient | None:
     """The customer and the account a notice goes to; None for an unknown or deleted customer."""
-    merchant, program = await merchant_and_program(ctx, merchant_id)
+    return (await recipients(ctx, {(merchant_id, customer_id)})).get((merchant_id, customer_id))
+
+
+async def recipients(ctx: CoreContext, wanted: set[tuple[str, str]]
+                     ) -> dict[tuple[str, str], Recipient | None]:
+    """`recipient` for many (merchant, customer) pairs at once: two queries, whatever their number.
+
+    The account chosen: one that pushes (a messenger) before the web chat, then the most
+    recently seen, then the newest.
+    """
+    customer_ids = {customer_id for _merchant, customer_id in wanted}
     async with ctx.db.read() as session:
-        customer = await session.scalar(select(Customer).where(
-            Customer.id == customer_id, Customer.merchant_id == merchant_id,
-            Customer.deleted_at.is_(None)))
-        if customer is None:
-            return None
-        account = (await session.execute(
-            select(ChannelAccount.id, ChannelAccount.bot_id, ChannelAccount.chat_id,
-                   ChannelAccount.locale)
+        customers = {(c.merchant_id, c.id): c for c in await session.scalars(select(Customer).where(
+            Customer.id.in_(customer_ids), Customer.deleted_at.is_(None)))}
+        accounts = (await session.execute(
+            select(ChannelAccount.merchant_id, ChannelAccount.customer_id, ChannelAccount.id,
+                   ChannelAccount.bot_id, ChannelAccount.chat_id, ChannelAccount.locale,
+                   ChannelAccount.channel, ChannelAccount.last_seen_at, ChannelAccount.created_at)
             .join(Bot, Bot.id == ChannelAccount.bot_id)
-            .where(ChannelAccount.customer_id == customer_id,
-                   ChannelAccount.merchant_id == merchant_id,
+            .where(ChannelAccount.customer_id.in_(customer_ids),
                    ChannelAccount.blocked_at.is_(None), ChannelAccount.chat_id.is_not(None),
-                   Bot.status == "active", Bot.removed_at.is_(None))
-            .order_by(case((ChannelAccount.channel.in_(PUSH_CHANNELS), 0), else_=1),
-                      ChannelAccount.last_seen_at.desc().nulls_last(),
-                      ChannelAccount.created_at.desc())
-            .limit(1))).first()
-    return Recipient(
-        merchant_id=merchant_id, customer_id=customer_id, phone=customer.phone,
-        account_id=account.id if account else None, bot_id=account.bot_id if account else None,
-        chat_id=account.chat_id if account else None,
-        locale=account.locale if account else "ru", timezone=merchant.timezone, program=program,
-        available=from_minor(customer.available_cp), pending=from_minor(customer.pending_cp))
+                   Bot.status == "active", Bot.removed_at.is_(None)))).all()
+    best: dict[tuple[str, str], Any] = {}
+    for row in sorted(accounts, key=_preference):
+        best.setdefault((row.merchant_id, row.customer_id), row)
+    found: dict[tuple[str, str], Recipient | None] = {}
+    for key in wanted:
+        customer = customers.get(key)
+        if customer is None:  # unknown, another merchant's, or deleted
+            found[key] = None
+            continue
+        merchant, program = await merchant_and_program(ctx, key[0])
+        account = best.get(key)
+        found[key] = Recipient(
+            merchant_id=key[0], customer_id=key[1], phone=customer.phone,
+            account_id=account.id if account else None, bot_id=account.bot_id if account else None,
+            chat_id=account.chat_id if account else None,
+            locale=account.locale if account else "ru", timezone=merchant.timezone, program=program,
+            available=from_minor(customer.available_cp), pending=from_minor(customer.pending_cp))
+    return found
+
+
+def _preference(account: Any) -> tuple[int, float, float]:
+    """Sort key: pushing channels first, then the most recently seen, then the newest."""
+    seen = account.last_seen_at.timestamp() if account.last_seen_at is not None else float("-inf")
+    return (0 if account.channel in PUSH_CHANNELS else 1, -seen, -account.created_at.timestamp())
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.outbox")
 EventHandler = Callable[[OutboxEvent], Awaitable[None]]
+# Called with each batch before its events are handled one by one: a consumer may load
+# what the whole batch needs in a few queries (the drain keeps up under load).
+BatchHook = Callable[[list[OutboxEvent]], Awaitable[None]]
 # An id gap younger than this may be a transaction still committing (PostgreSQL
 # hands out ids before commit); older gaps are rollbacks and are skipped.
 GAP_GRACE = timedelta(seconds=5)
@@ -35,13 +38,16 @@ class Outbox:
         self.ctx = ctx
         self.poll_seconds = poll_seconds
         self.consumers: dict[str, EventHandler] = {}
+        self.prepares: dict[str, BatchHook] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._gaps: dict[tuple[str, int], float] = {}
 
-    def register(self, name: str, handler: EventHandler) -> None:
+    def register(self, name: str, handler: EventHandler, *, prepare: BatchHook | None = None) -> None:
         self.consumers[name] = handler
+        if prepare is not None:
+            self.prepares[name] = prepare
 
     async def kick(self) -> None:
         self._wake.set()
@@ -65,6 +71,14 @@ class Outbox:
                 ))
             if not events:
                 return delivered
+            prepare = self.prepares.get(name)
+            if prepare is not None:
+                try:
+                    await prepare(events)
+                except Exception:
+                    log.exception("outbox consumer failed to prepare a batch; will retry",
+                                  extra={"consumer": name, "event_id": events[0].id})
+                    return delivered
             start = position
             stop = False
             for event in events:

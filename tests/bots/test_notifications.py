@@ -277,3 +277,32 @@ async def test_a_messenger_gets_the_notice_even_when_the_web_chat_was_used_last(
     await core.outbox.drain()
     [row] = await outgoing(core)
     assert row.channel_account_id == telegram.id  # a closed web page would never show it
+
+
+async def test_one_drained_batch_tells_each_customer_at_their_own_best_account(core, merchant_id):
+    """Recipients of a whole batch are found together: each sale's notice still goes to its own
+    customer's most recently seen messenger, and a customer without one gets nothing."""
+    phones = {"anna": "+79161110001", "boris": "+79161110002", "vera": "+79161110003"}
+    ids = {}
+    for name, phone in phones.items():
+        _, body = await register_customer(core.ctx, merchant_id, RegisterCustomer(phone=phone))
+        ids[name] = body["id"]
+    accounts: dict[str, str] = {}
+    async with core.ctx.uow() as uow:
+        for name, seen in (("anna-old", START), ("anna-new", START + timedelta(days=2)),
+                           ("vera", START + timedelta(days=1))):
+            bot_id = new_id("bot")
+            uow.session.add(Bot(id=bot_id, merchant_id=merchant_id, channel="telegram", created_at=START))
+            await uow.session.flush()
+            accounts[name] = new_id("acc")
+            uow.session.add(ChannelAccount(
+                id=accounts[name], merchant_id=merchant_id, customer_id=ids[name.split("-")[0]],
+                channel="telegram", bot_id=bot_id, external_user_id=name, chat_id=name,
+                locale="ru", created_at=START, last_seen_at=seen))
+        await uow.commit()
+    for n, name in enumerate(["anna", "boris", "vera", "anna"]):
+        await register_sale(core.ctx, merchant_id, SaleInput(
+            receipt_id=f"r-{n}", total_minor=100_000, customer=CustomerRef(phone=phones[name])))
+    await core.outbox.drain()
+    told = [row.channel_account_id for row in await outgoing(core) if row.kind == "notify.purchase"]
+    assert sorted(told) == sorted([accounts["anna-new"], accounts["anna-new"], accounts["vera"]])

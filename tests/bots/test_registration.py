@@ -229,7 +229,7 @@ async def test_a_customer_from_the_till_is_linked_not_duplicated(
     person = Person(dialog, merchant_id)
     await person.start()
     assert person.account_id is not None
-    await conversations.record_inbound(core.ctx, DbMediaStore(core.ctx), person.account_id,
+    await conversations.record_inbound(core.ctx, DbMediaStore(core.ctx), merchant_id, person.account_id,
                                        text="Здравствуйте, где ближайшая кофейня?")
     await person.press("reg:pd_yes")
     await person.press("reg:ad_yes")

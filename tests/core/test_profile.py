@@ -17,12 +17,13 @@ from core.db.models import (
     Purchase,
     Review,
 )
-from core.errors import CustomerNotFound
+from core.errors import CustomerNotFound, NotFound
 from core.services import accounts
 from core.services.conversations import link_account_messages, record_inbound, record_outbound, thread
 from core.services.customers import RegisterCustomer, customer_answer, register_customer
 from core.services.dates import ImportantDate, set_dates
 from core.services.media import DbMediaStore
+from core.services.merchants import NewMerchant, create_merchant
 from core.services.profile import anonymise_customer, export_customer
 from core.services.reviews import leave_review
 from tests.merchant.apicheck import call
@@ -42,12 +43,13 @@ async def lived_customer(core, merchant_id, client, auth) -> tuple[str, str]:
     await leave_review(core.ctx, merchant_id, customer["id"], 10, "Анна из дома 5 довольна", "telegram")
     account = await accounts.open_account(core.ctx, merchant_id, "telegram", "bot_1", "42", "42", "ru")
     media = DbMediaStore(core.ctx)
-    await record_inbound(core.ctx, media, account.id, text="Анна, +79161234567", photo=b"jpeg bytes")
+    await record_inbound(core.ctx, media, merchant_id, account.id, text="Анна, +79161234567",
+                         photo=b"jpeg bytes")
     await link_account_messages(core.ctx, account.id, customer["id"])
     async with core.ctx.uow() as uow:
         (await uow.session.get(ChannelAccount, account.id)).customer_id = customer["id"]
         await uow.commit()
-    await record_outbound(core.ctx, media, account.id, text="Анна, спасибо!")
+    await record_outbound(core.ctx, media, merchant_id, account.id, text="Анна, спасибо!")
     return customer["id"], account.id
 
 
@@ -125,3 +127,14 @@ async def test_erasure_blanks_messages_sent_or_queued_to_the_person(core, mercha
     assert sent.body == {"text": ""} and sent.status == "sent"
     assert queued.body == {"text": ""} and queued.status == "failed"  # never sent after the erasure
     assert image.data is None
+
+
+async def test_a_message_is_never_recorded_in_another_merchants_conversation(core, merchant_id):
+    """An operator of one merchant naming another merchant's account id gets "no such account"."""
+
+    other = await create_merchant(core.ctx, NewMerchant(name="Другая кофейня", slug="other-coffee"))
+    account = await accounts.open_account(core.ctx, merchant_id, "telegram", "bot_1", "77", "77", "ru")
+    with pytest.raises(NotFound):
+        await record_outbound(core.ctx, DbMediaStore(core.ctx), other.id, account.id, text="чужое")
+    async with core.ctx.db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(ChatMessage)) == 0

@@ -30,8 +30,8 @@ async def _record(turn: Turn) -> bool:
     event = turn.event
     if not (event.text or "").strip() and not event.photo:
         return False
-    await record_inbound(turn.ctx, turn.deps.media, turn.account.id, text=event.text,
-                         photo=event.photo, photo_type=event.photo_type)
+    await record_inbound(turn.ctx, turn.deps.media, turn.account.merchant_id, turn.account.id,
+                         text=event.text, photo=event.photo, photo_type=event.photo_type)
     log.info("chat message", extra={"account_id": turn.account.id, "photo": event.photo is not None})
     return True
 

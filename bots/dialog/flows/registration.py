@@ -96,9 +96,9 @@ async def typed(turn: Turn) -> None:
         await TYPED[step](turn, event.text.strip())
     else:
         if event.photo or (event.text or "").strip():
-            await conversations.record_inbound(turn.ctx, turn.deps.media, turn.account.id,
-                                               text=event.text, photo=event.photo,
-                                               photo_type=event.photo_type)
+            await conversations.record_inbound(
+                turn.ctx, turn.deps.media, turn.account.merchant_id, turn.account.id,
+                text=event.text, photo=event.photo, photo_type=event.photo_type)
         await register(turn)
 
 

@@ -93,6 +93,8 @@ class Notifications:
             await recipient(self.ctx, event.merchant_id, customer_id)
         if found is None:
             return
+        if found.account_id is None and event.type != "RedemptionCodeIssued":
+            return  # no messenger to tell (only a redemption code falls back to an SMS)
         try:
             await handler(event, found)
         except (KeyError, ValueError, TypeError, ArithmeticError, TemplateError,

@@ -78,7 +78,9 @@ async def cmd_worker(_args: argparse.Namespace) -> int:
     await telegram.start()
     try:
         await _until_stopped()
-    finally:
+    finally:  # as app/web.py: the sends in flight end while their senders still work
+        await telegram.stop_receiving()
+        await core.stop_background()
         await telegram.stop()
         await core.close()
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -34,10 +35,22 @@ class Poller:
         self.intake = intake
         self.timeout = timeout
         self.offset: int | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._stopping = False
+        self._storing = False
+
+    def stop(self) -> None:
+        """Stop between database calls: at once while waiting for Telegram, else once the
+        updates in hand are stored (a task cancelled inside a database call can leave its
+        connection half closed)."""
+        self._stopping = True
+        if not self._storing and self._task is not None:
+            self._task.cancel()
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 await self.poll_once()
                 failures = 0
@@ -67,9 +80,13 @@ class Poller:
                                           allowed_updates=ALLOWED_UPDATES),
                                request_timeout=self.timeout + 10)
         new = 0
-        for update in batch:
-            raw = update.model_dump(mode="json", exclude_none=True, by_alias=True)
-            if await self.intake.take(self.bot_id, str(update.update_id), raw):
-                new += 1
-            self.offset = update.update_id + 1  # only now: a crash before this re-reads the update
+        self._storing = True
+        try:
+            for update in batch:
+                raw = update.model_dump(mode="json", exclude_none=True, by_alias=True)
+                if await self.intake.take(self.bot_id, str(update.update_id), raw):
+                    new += 1
+                self.offset = update.update_id + 1  # only now: a crash before this re-reads it
+        finally:
+            self._storing = False
         return new

@@ -8,6 +8,7 @@ failed) and never stops the worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from core.services.updates import StoredUpdate
 log = logging.getLogger("kartochka.telegram")
 PURGE_EVERY_SECONDS = 3600.0
 FINISH_SECONDS = 4.0  # at a stop, for the updates in hand (then they are cancelled)
+DONE_RETRY_PAUSES = (0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class UpdateWorker:
         self.max_inflight = max_inflight
         self._slots = asyncio.Semaphore(max_chats)
         self._queues: dict[tuple[str, str], deque[tuple[StoredUpdate, Update | None]]] = {}
+        self._in_hand: set[int] = set()  # ids of the stored updates queued or being processed here
         self._chats: set[asyncio.Task[None]] = set()
         self._inflight = 0
         self._running = False
@@ -103,7 +106,8 @@ class UpdateWorker:
         While the worker runs and has room, the row is stored claimed and processed here
         at once; otherwise it waits in the table for a claim.
         """
-        now = self._running and self._inflight < self.max_inflight
+        # Not while older updates wait in the table: they go first (a chat keeps its order).
+        now = self._running and not self._behind and self._inflight < self.max_inflight
         stored = await updates.store(self.ctx, bot_id, key, payload, claim=now)
         if stored is None:
             return False
@@ -115,7 +119,10 @@ class UpdateWorker:
         return True
 
     def submit(self, stored: StoredUpdate, update: Update | None = None) -> None:
-        """Queue a claimed update behind its chat's earlier ones."""
+        """Queue a claimed update behind its chat's earlier ones (one already in hand is not)."""
+        if stored.id in self._in_hand:  # claimed again as stale while it waited here
+            return
+        self._in_hand.add(stored.id)
         chat = (stored.bot_id, chat_of(stored.payload))
         self._inflight += 1
         queue = self._queues.get(chat)
@@ -132,12 +139,18 @@ class UpdateWorker:
         try:
             while queue:
                 stored, update = queue[0]
-                async with self._slots:
-                    await self.process(stored, update)
+                try:
+                    async with self._slots:
+                        await self.process(stored, update)
+                except Exception:  # logged; the chat's later updates still go
+                    log.exception("a telegram update was left unfinished",
+                                  extra={"bot_id": stored.bot_id, "update_key": stored.key})
                 queue.popleft()
+                self._in_hand.discard(stored.id)
                 self._inflight -= 1
         finally:  # cancelled at shutdown: the rest stays `processing`, claimed again later
             self._inflight -= len(queue)
+            self._in_hand.difference_update(stored.id for stored, _ in queue)
             del self._queues[chat]
             if self._behind:
                 self.kick()
@@ -166,6 +179,7 @@ class UpdateWorker:
                         await updates.purge_expired(self.ctx)
                 except Exception:
                     log.exception("processing stored telegram updates failed; will try again")
+                    self._behind = False  # wait for the poll before the next try
                 if self._behind and self._inflight < self.max_inflight:
                     await asyncio.sleep(0)
                     continue
@@ -177,13 +191,15 @@ class UpdateWorker:
             self._stop.clear()
 
     async def _finish_in_hand(self) -> None:
-        if not self._chats:
-            return
-        _, late = await asyncio.wait(list(self._chats), timeout=FINISH_SECONDS)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=FINISH_SECONDS)
+        if self._chats:
+            _, late = await asyncio.wait(list(self._chats), timeout=FINISH_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=FINISH_SECONDS)
+        with contextlib.suppress(TimeoutError):  # "done" marks still being written
+            async with asyncio.timeout(FINISH_SECONDS):
+                await self._done.drain()
 
     async def process_pending(self) -> int:
         """Claim a batch and process it (for tools and tests); returns how many were claimed."""
@@ -220,7 +236,22 @@ class UpdateWorker:
             except Exception:
                 log.exception("marking a failed update failed", extra=context)
             return
-        await self._done.add(stored.id)
+        await self._mark_done(stored, context)
+
+    async def _mark_done(self, stored: StoredUpdate, context: dict[str, Any]) -> None:
+        """Processed: marked done, tried again a few times if the database is away a moment."""
+        for pause in (*DONE_RETRY_PAUSES, None):
+            try:
+                await self._done.add(stored.id)
+                return
+            except Exception:
+                if pause is None:
+                    log.exception("marking a processed telegram update failed; it will be "
+                                  "processed again when its claim is stale", extra=context)
+                    return
+                log.warning("marking a processed telegram update failed; trying again",
+                            extra=context)
+                await asyncio.sleep(pause)
 
 
 def _known(update: Update) -> bool:

@@ -83,6 +83,7 @@ class TelegramRuntime:
         self.dispatcher.include_router(updates.create_router())
         self.live: dict[str, LiveBot] = {}
         self.pollers: dict[str, asyncio.Task[None]] = {}
+        self._pollers: dict[str, Poller] = {}
         self.worker = UpdateWorker(ctx, self.dispatcher, self.resolve, DialogInbound(messengers.dialog),
                                    poll_seconds=settings.telegram_worker_poll_seconds)
         self.webhook = TelegramWebhook(ctx, self.worker, self._bot_of)
@@ -111,9 +112,9 @@ class TelegramRuntime:
         """No new updates: the bot refresh, the pollers, then the update worker end (bounded).
 
         The refresh loop stops between rounds (so it adds no poller after this). The pollers
-        take no stop signal, so they are cancelled, one cancel each (a second one landing
-        while the first is handled inside a database call can leave an aiosqlite connection
-        closing forever) and STOP_SECONDS to end. The worker is asked to stop: it finishes the
+        stop between database calls: cancelled while waiting for Telegram, else once the
+        updates in hand are stored (a cancel inside a database call can leave an aiosqlite
+        connection closing forever); STOP_SECONDS to end. The worker is asked to stop: it finishes the
         updates in hand (bounded) and returns; only if it does not is it cancelled. A task
         still running after that is logged and left behind, never waited for. Senders stay
         registered for the messages still being sent.
@@ -125,9 +126,10 @@ class TelegramRuntime:
             refresher.cancel()
             left += await _ended([refresher])
         pollers = list(self.pollers.values())
+        for poller in self._pollers.values():
+            poller.stop()
         self.pollers.clear()
-        for task in pollers:
-            task.cancel()
+        self._pollers.clear()
         left += await _ended(pollers)
         workers, self._tasks = self._tasks, []
         self.worker.stop()
@@ -210,14 +212,17 @@ class TelegramRuntime:
             self._poll_session = setup.api_session(self.settings.telegram_api_url, limit=0)
         poller = Poller(self.ctx, bot_id, setup.make_bot(live.bot.token, self._poll_session),
                         self.worker, timeout=self.settings.telegram_poll_seconds)
+        self._pollers[bot_id] = poller
         self.pollers[bot_id] = asyncio.create_task(poller.run(), name=f"telegram-poll-{bot_id}")
 
     async def _drop(self, bot_id: str) -> None:
         self.live.pop(bot_id, None)
         self.messengers.dispatcher.unregister(bot_id)
         task = self.pollers.pop(bot_id, None)
+        poller = self._pollers.pop(bot_id, None)
+        if poller is not None:
+            poller.stop()
         if task is not None:
-            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

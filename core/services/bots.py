@@ -125,11 +125,11 @@ async def remove_bot(ctx: CoreContext, merchant_id: str, bot_id: str) -> BotInfo
         if row is None or row.merchant_id != merchant_id or row.status != "active":
             raise NotFound(f"no bot {bot_id!r} for this merchant")
         row.status, row.removed_at = "removed", ctx.now()
-        _ACTIVE.pop(bot_id, None)
         await uow.session.execute(delete(MerchantSecret).where(
             MerchantSecret.merchant_id == merchant_id,
             MerchantSecret.name == token_secret_name(bot_id)))
         await uow.commit()
+        _ACTIVE.pop(bot_id, None)  # after the commit: a read meanwhile may have cached it
         return _info(row)
 
 

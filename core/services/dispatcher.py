@@ -6,6 +6,7 @@ See core.services.outgoing for the queue itself (rows, priorities, statuses).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -77,6 +78,7 @@ class Dispatcher:
         chat = (bot_id, chat_id)
         if (not self._running or self._stopping or bot_id not in self.senders or chat in self._busy
                 or len(self._busy) >= self.max_chats):
+            self._missed = True  # the messages go to the table: look when a chat frees
             return False
         self._busy.add(chat)
         return True
@@ -142,6 +144,9 @@ class Dispatcher:
                     task.cancel()
                 if late:  # bounded: a send that ignores its cancel is left behind, not waited for
                     await asyncio.wait(late, timeout=CANCEL_GRACE_SECONDS)
+                with contextlib.suppress(TimeoutError):  # results still being written
+                    async with asyncio.timeout(CANCEL_GRACE_SECONDS):
+                        await self._marks.drain()
                 self._stopping = False
                 self._stop.clear()
 
@@ -175,7 +180,8 @@ class Dispatcher:
         if not self.senders or free <= 0:
             return []
         async with self._claiming:
-            self._missed = False
+            # Busy chats are left out of this claim: look again when one frees (it may have more).
+            self._missed = bool(self._busy)
             now = self.ctx.now()
             chats = await claim_due(self.ctx, set(self.senders), self._busy, now, chats=free,
                                     batch=self.batch, per_chat=self.per_chat,
@@ -213,8 +219,8 @@ class Dispatcher:
                 untried = len(rows)
             return done
         finally:
-            try:
-                await return_to_queue(self.ctx, [r.id for r in rows[untried:]])
+            try:  # a row cut short inside the sender stays `sending`: never re-sent blindly
+                await return_to_queue(self.ctx, [r.id for r in rows[untried:] if not r.handed])
             except Exception:
                 log.exception("returning unsent messages to the queue failed",
                               extra={"bot_id": chat[0], "count": len(rows) - untried})
@@ -243,6 +249,7 @@ class Dispatcher:
         envelope = OutgoingEnvelope(id=row.id, merchant_id=row.merchant_id, bot_id=row.bot_id,
                                     chat_id=row.chat_id, body=row.body, media=media,
                                     attempts=row.attempts)
+        row.handed = True
         try:
             return await sender.send(envelope)
         except Exception as exc:  # a sender bug: never lose the row, never spin on it

@@ -15,7 +15,7 @@ from core.services.context import CoreContext
 
 # What this process put lately, kept in memory for the dispatcher that sends it a moment later
 # (a card image is put and read back once per "show my card"): HOT_SECONDS, HOT_BYTES at most.
-HOT_SECONDS = 60.0
+HOT_SECONDS = 15.0  # only this process forgets at erasure: keep it short (others: this long)
 HOT_BYTES = 16 * 1024 * 1024
 _HOT: OrderedDict[str, tuple[float, str, str, bytes]] = OrderedDict()  # id -> (at, merchant, type, data)
 _hot_size = 0

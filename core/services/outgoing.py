@@ -21,7 +21,7 @@ from core.db.models import Bot, OutgoingMessage
 from core.db.uow import OUTGOING
 from core.ids import new_id
 from core.services.context import CoreContext
-from core.services.outgoing_claim import Claimed, chat_has_queue
+from core.services.outgoing_claim import Claimed, chat_has_queue, lock_chat
 
 if TYPE_CHECKING:
     from core.services.dispatcher import Dispatcher
@@ -65,8 +65,9 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Di
     chats = {(item.bot_id, item.chat_id) for item in items}
     bot_id, chat_id = next(iter(chats))
     reserved = hand_to is not None and len(chats) == 1 and hand_to.reserve(bot_id, chat_id)
-    claimed = False
+    handed = False  # once true, the dispatcher owns the reserved chat (it frees it on every path)
     try:
+        channel = await bot_channel(ctx, bot_id) if reserved else None
         async with ctx.uow() as uow:
             fresh = list(items)
             keys = {item.key for item in items if item.key is not None}
@@ -76,30 +77,31 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Di
                     OutgoingMessage.channel_account_id.in_({i.channel_account_id for i in items}),
                     key.in_(keys))))
                 fresh = [item for item in items if item.key is None or item.key not in seen]
-            claimed = reserved and bool(fresh) and not await chat_has_queue(uow.session, bot_id, chat_id)
+            claim = (reserved and bool(fresh) and await lock_chat(uow, bot_id, chat_id)
+                     and not await chat_has_queue(uow.session, bot_id, chat_id))
             rows: list[dict[str, Any]] = [{
                 "id": new_id("out"), "merchant_id": item.merchant_id, "bot_id": item.bot_id,
                 "channel_account_id": item.channel_account_id, "chat_id": item.chat_id,
                 "priority": item.priority, "kind": item.kind,
                 "body": item.body if item.key is None else {**item.body, "key": item.key},
-                "status": "sending" if claimed else "queued", "attempts": 0,
-                "not_before": now if claimed else item.not_before or now, "created_at": now,
+                "status": "sending" if claim else "queued", "attempts": 0,
+                "not_before": now if claim else item.not_before or now, "created_at": now,
             } for item in fresh]
             if rows:
                 await uow.session.execute(insert(OutgoingMessage), rows)
-                if not claimed:
+                if not claim:
                     uow.touch(OUTGOING)
             await uow.commit()
+        if claim and hand_to is not None:
+            handed = True
+            await hand_to.start([Claimed(
+                id=row["id"], merchant_id=row["merchant_id"], bot_id=bot_id, channel=channel or "",
+                channel_account_id=row["channel_account_id"], chat_id=chat_id,
+                priority=row["priority"], body=row["body"], attempts=0, blocked=blocked)
+                for row in rows])
     finally:
-        if reserved and not claimed and hand_to is not None:
+        if reserved and not handed and hand_to is not None:
             hand_to.release(bot_id, chat_id)
-    if claimed:
-        assert hand_to is not None
-        channel = await bot_channel(ctx, bot_id) or ""
-        await hand_to.start([Claimed(
-            id=row["id"], merchant_id=row["merchant_id"], bot_id=bot_id, channel=channel,
-            channel_account_id=row["channel_account_id"], chat_id=chat_id, priority=row["priority"],
-            body=row["body"], attempts=0, blocked=blocked) for row in rows])
     return [row["id"] for row in rows]
 
 

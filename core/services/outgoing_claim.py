@@ -9,12 +9,13 @@ to it; on SQLite (one process) the write lock serialises the claim.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
@@ -36,6 +37,7 @@ class Claimed:
     body: dict[str, Any]
     attempts: int
     blocked: bool
+    handed: bool = False  # given to the sender: the platform may have it, whatever happens next
 
 
 async def claim_due(ctx: CoreContext, bots: set[str], busy: set[tuple[str, str]], now: datetime,
@@ -112,9 +114,30 @@ async def _still_ours(uow: UnitOfWork, claimed: list[list[Claimed]],
         select(OutgoingMessage.bot_id, OutgoingMessage.chat_id).where(
             OutgoingMessage.status == "sending", OutgoingMessage.not_before >= stale_before,
             tuple_(OutgoingMessage.bot_id, OutgoingMessage.chat_id).in_(sorted(chats))))).all())
-    return [rows for rows in claimed
+    mine = [rows for rows in claimed
             if all(row.id in locked for row in rows)
             and (rows[0].bot_id, rows[0].chat_id) not in sending]
+    # Try-locks, so no order is needed against deadlocks: a chat held elsewhere is left to it.
+    return [rows for rows in mine if await lock_chat(uow, rows[0].bot_id, rows[0].chat_id)]
+
+
+def _chat_key(bot_id: str, chat_id: str) -> int:
+    digest = hashlib.blake2b(f"{bot_id}:{chat_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_chat(uow: UnitOfWork, bot_id: str, chat_id: str) -> bool:
+    """Hold a chat for this transaction, or False when another transaction holds it.
+
+    On PostgreSQL a transaction-scoped advisory lock: the dispatchers of several processes
+    (a claim, a reply saved already claimed) never start sending to one chat at once.
+    SQLite has one writer at a time: nothing to take.
+    """
+    if uow.db.is_sqlite:
+        return True
+    taken = await uow.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                     {"key": _chat_key(bot_id, chat_id)})
+    return bool(taken)
 
 
 async def chat_has_queue(session: AsyncSession, bot_id: str, chat_id: str) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
 from core.ids import new_id
 from core.ports import OutgoingEnvelope, SendResult
+from core.services import dispatcher as dispatcher_module
 from core.services.dispatcher import Dispatcher
 from core.services.limiter import TELEGRAM, InProcessLimiter, Limits
 from core.services.outgoing import (
@@ -379,9 +380,9 @@ async def test_a_reply_never_overtakes_what_its_chat_already_has_queued(core, me
     behind it, not handed over, and goes after it."""
     bot_id, (account,) = await make_bot(core, merchant_id)
     sender = Gated()
-    running, task = await _running(core, bot_id, sender)
+    running, task = await _running(core, bot_id, sender, poll_seconds=3600)  # only kicks count
     try:
-        await enqueue(core.ctx, [message(account, "points added", SERVICE)])
+        await enqueue(core.ctx, [message(account, "points added", SERVICE)], hand_to=running)
         await asyncio.wait_for(sender.started.wait(), timeout=30)
         await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
         assert (await rows(core))["your card"].status == "queued"
@@ -444,3 +445,18 @@ async def test_an_image_that_cannot_be_read_now_is_sent_later_and_the_chat_waits
     assert await flaky.drain_once() == 2
     assert [text for _chat, text, _t in sender.sent] == ["card", "menu"]
     assert sender.envelopes[0].media == {media_id: b"\x89PNG..."}
+
+
+async def test_a_send_cut_short_at_a_stop_is_never_sent_again(core, merchant_id, monkeypatch):
+    """The platform may have a message whose send was cut off: it stays `sending` (and is later
+    marked interrupted), never queued again; the chat's next message, never tried, is queued."""
+    monkeypatch.setattr(dispatcher_module, "SHUTDOWN_GRACE_SECONDS", 0.1)
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    sender = Gated()  # the platform never answers
+    running, task = await _running(core, bot_id, sender)
+    await enqueue(core.ctx, [message(account, "in flight"), message(account, "next")], hand_to=running)
+    await asyncio.wait_for(sender.started.wait(), timeout=30)
+    await _stop(running, task)
+    found = await rows(core)
+    assert found["in flight"].status == "sending"
+    assert found["next"].status == "queued"

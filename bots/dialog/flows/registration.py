@@ -11,15 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bots.dialog.card_image import render_card
 from bots.dialog.dialog import Router, Turn
 from bots.dialog.flows.menu import show_menu
-from bots.dialog.screens import Button, Image, Prompt
+from bots.dialog.flows.registration_profile import (
+    ASK_PROFILE,
+    BUTTONS_PROFILE,
+    TYPED_PROFILE,
+    advance,
+)
+from bots.dialog.flows.registration_state import FLOW, PROFILE, Step, go, kept
+from bots.dialog.screens import Button, Prompt
 from core import errors
 from core.phones import normalise_phone
 from core.ports import SmsFailed
@@ -28,18 +33,6 @@ from core.services.consents import ADVERTISING, PERSONAL_DATA, record_consent
 from core.services.programs import merchant_and_program
 
 router = Router("registration")
-FLOW = "registration"
-KEPT = ("ref", "source", "new")  # what the steps carry along (new: a new customer)
-PROFILE = ("name", "birthday", "gender")
-Step = Callable[..., Awaitable[None]]
-
-
-def _kept(turn: Turn, **more: Any) -> dict[str, Any]:
-    return {**{k: v for k, v in turn.account.data.items() if k in KEPT}, **more}
-
-
-def _go(turn: Turn, step: str | None, **more: Any) -> None:
-    turn.account.go(FLOW, step, **_kept(turn, **more))
 
 
 @router.start
@@ -49,7 +42,7 @@ async def start(turn: Turn) -> None:
         turn.account.go(None)
         await show_menu(turn)
         return
-    data = _kept(turn) if turn.account.flow == FLOW else {}
+    data = kept(turn) if turn.account.flow == FLOW else {}
     turn.account.go(FLOW, "consent_pd", **{**data, **registration.parse_start_payload(turn.event.payload)})
     await ask_consent_pd(turn)
 
@@ -66,7 +59,7 @@ async def register(turn: Turn) -> None:
         account.go(None)
         await show_menu(turn)
     else:
-        account.go(FLOW, "consent_pd", **(_kept(turn) if step is not None else {}))
+        account.go(FLOW, "consent_pd", **(kept(turn) if step is not None else {}))
         await ask_consent_pd(turn)
 
 
@@ -124,7 +117,7 @@ async def _consent(turn: Turn, kind: str, granted: bool) -> None:
 
 async def pd_yes(turn: Turn) -> None:
     await _consent(turn, PERSONAL_DATA, True)
-    _go(turn, "consent_ad")
+    go(turn, "consent_ad")
     await ask_consent_ad(turn)
 
 
@@ -142,7 +135,7 @@ async def ask_consent_ad(turn: Turn) -> None:
 
 async def ad_answer(turn: Turn, granted: bool) -> None:
     await _consent(turn, ADVERTISING, granted)
-    _go(turn, "phone")
+    go(turn, "phone")
     await ask_phone(turn)
 
 
@@ -178,7 +171,7 @@ async def send_code(turn: Turn, phone: str) -> None:
     except errors.InvalidPhone:
         await ask_phone(turn, "registration.bad_phone")
     except errors.ResendTooSoon as exc:  # the code sent a moment ago is still good: wait for it
-        _go(turn, "code", phone=normalise_phone(phone, merchant.country))
+        go(turn, "code", phone=normalise_phone(phone, merchant.country))
         turn.say("registration.resend_too_soon", seconds=exc.seconds, buttons=_code_buttons(turn),
                  remove_prompt=True)
     except errors.CodeLocked as exc:
@@ -188,7 +181,7 @@ async def send_code(turn: Turn, phone: str) -> None:
     except SmsFailed:
         await ask_phone(turn, "registration.sms_failed")
     else:
-        _go(turn, "code", phone=sent.phone)  # the code is typed: no "share my phone" keyboard now
+        go(turn, "code", phone=sent.phone)  # the code is typed: no "share my phone" keyboard now
         turn.say("registration.code_sent", phone=sent.phone, buttons=_code_buttons(turn),
                  remove_prompt=True)
 
@@ -226,7 +219,7 @@ async def code_typed(turn: Turn, text: str) -> None:
     except errors.CodeExpired:
         turn.say("registration.code_expired", buttons=_code_buttons(turn))
     except (errors.CodeNotSent, errors.InvalidPhone):
-        _go(turn, "phone")
+        go(turn, "phone")
         await ask_phone(turn, "registration.code_not_sent")
     else:
         await linked(turn, confirmed)
@@ -238,7 +231,7 @@ async def resend(turn: Turn) -> None:
 
 
 async def other_phone(turn: Turn) -> None:
-    _go(turn, "phone")
+    go(turn, "phone")
     await ask_phone(turn)
 
 
@@ -248,109 +241,22 @@ async def linked(turn: Turn, phone: str) -> None:
     result = await registration.confirm_phone(
         turn.ctx, turn.account.id, phone, source=data.get("source"), referral_code=data.get("ref"))
     turn.account.customer_id = result.customer_id
-    _go(turn, None, new=result.created)
+    go(turn, None, new=result.created)
     turn.say("registration.phone_confirmed" if result.created else "registration.found",
              remove_prompt=True)
     await advance(turn, None)
 
 
-# -- profile --------------------------------------------------------------------------------
-async def advance(turn: Turn, after: str | None) -> None:
-    """Ask the next profile question the customer has no answer to yet, or welcome them."""
-    account = turn.account
-    assert account.customer_id is not None
-    view = await registration.welcome_view(turn.ctx, account.merchant_id, account.customer_id)
-    known = {"name": view.name, "birthday": view.birth_date, "gender": view.gender}
-    for step in PROFILE[PROFILE.index(after) + 1 if after else 0:]:
-        if known[step] is None:
-            _go(turn, step)
-            await ASK[step](turn)
-            return
-    await welcome(turn, view)
-
-
-async def ask_name(turn: Turn, key: str = "registration.ask_name") -> None:
-    turn.say(key)
-
-
-async def name_typed(turn: Turn, text: str) -> None:
-    assert turn.account.customer_id is not None
-    try:
-        await registration.set_name(turn.ctx, turn.account.merchant_id, turn.account.customer_id, text)
-    except errors.InvalidName as exc:
-        await ask_name(turn, f"registration.name_{exc.details['reason']}")
-        return
-    await advance(turn, "name")
-
-
-async def ask_birthday(turn: Turn, key: str = "registration.ask_birthday") -> None:
-    turn.say(key, buttons=[[turn.button("registration.skip", "reg:skip_birthday")]])
-
-
-async def birthday_typed(turn: Turn, text: str) -> None:
-    account = turn.account
-    assert account.customer_id is not None
-    merchant, _ = await merchant_and_program(turn.ctx, account.merchant_id)
-    today = turn.ctx.now().astimezone(ZoneInfo(merchant.timezone)).date()
-    try:
-        value = registration.parse_birth_date(text, today)
-    except errors.InvalidBirthDate as exc:
-        await ask_birthday(turn, f"registration.birthday_{exc.details['reason']}")
-        return
-    await registration.set_birth_date(turn.ctx, account.merchant_id, account.customer_id, value)
-    await advance(turn, "birthday")
-
-
-async def ask_gender(turn: Turn) -> None:
-    turn.say("registration.ask_gender", buttons=[
-        [turn.button("registration.male", "reg:gender_m"),
-         turn.button("registration.female", "reg:gender_f")],
-        [turn.button("registration.skip", "reg:gender_skip")]])
-
-
-def _gender(value: str | None) -> Step:
-    async def choose(turn: Turn) -> None:
-        assert turn.account.customer_id is not None
-        if value is not None:
-            await registration.set_gender(turn.ctx, turn.account.merchant_id,
-                                          turn.account.customer_id, value)
-        await advance(turn, "gender")
-    return choose
-
-
-async def welcome(turn: Turn, view: registration.WelcomeView) -> None:
-    """The welcome screen with the card and the bonus, then the menu."""
-    merchant, _ = await merchant_and_program(turn.ctx, turn.account.merchant_id)
-    balance: Decimal = view.available + view.pending
-    image = None
-    if view.card_number:
-        t = turn.texts
-        image = Image(filename="card.png", data=render_card(
-            view.card_number, merchant=merchant.name, caption=t("registration.card_caption"),
-            balance=t("registration.card_balance", amount=balance),
-            tier=t("registration.card_tier", tier=view.tier_name)))
-    turn.say("registration.welcome", image=image, new=bool(turn.account.data.get("new")),
-             name=view.name, card=view.card_number, merchant=merchant.name, amount=balance,
-             available=view.available, pending=view.pending, later=view.first_purchase_bonus)
-    turn.account.go(None)
-    await show_menu(turn)
-
-
 ASK: dict[str, Step] = {
     "consent_pd": ask_consent_pd, "consent_ad": ask_consent_ad, "phone": ask_phone,
-    "code": ask_code, "name": ask_name, "birthday": ask_birthday, "gender": ask_gender,
+    "code": ask_code, **ASK_PROFILE,
 }
 TYPED: dict[str, Callable[[Turn, str], Awaitable[None]]] = {
-    "phone": send_code, "code": code_typed, "name": name_typed, "birthday": birthday_typed,
+    "phone": send_code, "code": code_typed, **TYPED_PROFILE,
 }
-
-
 BUTTONS: dict[tuple[str | None, str], Step] = {
     ("consent_pd", "pd_yes"): pd_yes, ("consent_pd", "pd_no"): pd_no,
     ("consent_ad", "ad_yes"): partial(ad_answer, granted=True),
     ("consent_ad", "ad_no"): partial(ad_answer, granted=False),
-    ("code", "resend"): resend, ("code", "other_phone"): other_phone,
-    ("birthday", "skip_birthday"): partial(advance, after="birthday"),
-    ("gender", "gender_m"): _gender("m"), ("gender", "gender_f"): _gender("f"),
-    ("gender", "gender_skip"): _gender(None),
+    ("code", "resend"): resend, ("code", "other_phone"): other_phone, **BUTTONS_PROFILE,
 }

@@ -58,7 +58,10 @@ class Dispatcher:
         self._claiming = asyncio.Lock()
         self._stopping = False
         self._running = False
-        self._missed = False  # a kick came while some chat was busy: look again when it frees
+        # Chats that were busy when rows were queued (a claim skips busy chats): look again when
+        # each frees. `_full`: a claim had no room for every chat: look again when any frees.
+        self._recheck: set[tuple[str, str]] = set()
+        self._full = False
         self._marks: GroupCommit[Outcome] = GroupCommit(partial(mark_many, ctx))
 
     def register(self, bot_id: str, sender: ChannelSender) -> None:
@@ -70,15 +73,17 @@ class Dispatcher:
     async def kick(self) -> None:
         """Something was queued: look for due rows now (and again when a busy chat frees)."""
         self._wake.set()
-        if self._busy:
-            self._missed = True
+        self._recheck |= self._busy
 
     def reserve(self, bot_id: str, chat_id: str) -> bool:
         """Hold a chat for messages about to be saved claimed (see `enqueue`); False: no room."""
         chat = (bot_id, chat_id)
         if (not self._running or self._stopping or bot_id not in self.senders or chat in self._busy
                 or len(self._busy) >= self.max_chats):
-            self._missed = True  # the messages go to the table: look when a chat frees
+            if chat in self._busy:  # the messages go to the table: look when the chat frees
+                self._recheck.add(chat)
+            else:
+                self._full = True
             return False
         self._busy.add(chat)
         return True
@@ -91,7 +96,7 @@ class Dispatcher:
         if not self._running or self._stopping:
             self.release(rows[0].bot_id, rows[0].chat_id)
             await return_to_queue(self.ctx, [row.id for row in rows])
-            self._missed = True
+            self._wake.set()
             return
         task = asyncio.create_task(self._send_chat(rows))
         self._tasks.add(task)
@@ -168,20 +173,17 @@ class Dispatcher:
 
     def _finished(self, task: asyncio.Task[int]) -> None:
         self._tasks.discard(task)
-        if self._missed:  # rows came for a busy chat, or no slot was free: look again
-            self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("sending to a chat failed", exc_info=task.exception())
 
     async def _claim(self) -> list[list[Claimed]]:
         free = self.max_chats - len(self._busy)
         if free <= 0:
-            self._missed = True
+            self._full = True
         if not self.senders or free <= 0:
             return []
         async with self._claiming:
-            # Busy chats are left out of this claim: look again when one frees (it may have more).
-            self._missed = bool(self._busy)
+            self._full = False
             now = self.ctx.now()
             chats = await claim_due(self.ctx, set(self.senders), self._busy, now, chats=free,
                                     batch=self.batch, per_chat=self.per_chat,
@@ -189,7 +191,7 @@ class Dispatcher:
             for rows in chats:
                 self._busy.add((rows[0].bot_id, rows[0].chat_id))
             if len(chats) == free:  # perhaps more than there was room for
-                self._missed = True
+                self._full = True
             return chats
 
     async def _send_chat(self, rows: list[Claimed]) -> int:
@@ -226,6 +228,9 @@ class Dispatcher:
                               extra={"bot_id": chat[0], "count": len(rows) - untried})
             finally:
                 self._busy.discard(chat)
+                if chat in self._recheck or self._full:  # rows may wait that a claim skipped
+                    self._recheck.discard(chat)
+                    self._wake.set()
 
     async def _send_one(self, row: Claimed) -> SendResult | None:
         if row.blocked:

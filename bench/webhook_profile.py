@@ -24,8 +24,8 @@ OURS = ("core/", "bots/", "app/", "merchant/")
 STAGES = (
     ("webhook: store the update", ("bots/telegram/webhook.py",)),
     ("sender: send to the Bot API", ("bots/telegram/sender.py",)),
-    ("dispatcher: claim, media, mark", ("core/services/outgoing.py", "core/services/outgoing_claim.py")),
-    ("update worker: claim, mark", ("core/services/updates.py",)),
+    ("dispatcher: claim, media, mark", ("core/services/dispatcher.py", "core/services/outgoing_claim.py")),
+    ("update worker: store, claim, mark", ("core/services/updates.py", "core/services/group_commit.py")),
     ("card image (qrcode + pillow)", ("bots/dialog/card_image.py",)),
     ("delivery: media + enqueue", ("bots/dialog/delivery.py",)),
     ("dialog: account, state, flow", ("bots/dialog/dialog.py", "bots/dialog/flows/")),

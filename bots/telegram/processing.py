@@ -165,6 +165,7 @@ class UpdateWorker:
         stale = timedelta(0) if self.ctx.db.is_sqlite else updates.STALE_AFTER  # SQLite: one process
         try:
             while not self._stop.is_set():
+                self._wake.clear()  # a kick from here on means: rows stored for a claim meanwhile
                 try:
                     room = self.max_inflight - self._inflight
                     claimed = await updates.claim(self.ctx, min(self.batch, room), stale_after=stale) \
@@ -173,7 +174,8 @@ class UpdateWorker:
                     self._running = True
                     for stored in claimed:
                         self.submit(stored)
-                    self._behind = room <= 0 or len(claimed) == self.batch
+                    # Still behind: no room, a full batch, or rows stored for a claim meanwhile.
+                    self._behind = room <= 0 or len(claimed) == self.batch or self._wake.is_set()
                     if time.monotonic() - self._purged_at > PURGE_EVERY_SECONDS:
                         self._purged_at = time.monotonic()
                         await updates.purge_expired(self.ctx)
@@ -184,7 +186,6 @@ class UpdateWorker:
                     await asyncio.sleep(0)
                     continue
                 await wait_for_event(self._wake, self.poll_seconds)
-                self._wake.clear()
         finally:
             self._running = False
             await self._finish_in_hand()

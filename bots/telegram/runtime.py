@@ -32,6 +32,7 @@ from core.services import bots
 from core.services.accounts import AccountState
 from core.services.bots import BotInfo
 from core.services.context import CoreContext
+from core.services.outbox import wait_for_event
 
 log = logging.getLogger("kartochka.telegram")
 DeepLink = Callable[[str, str], Awaitable[str | None]]
@@ -167,9 +168,7 @@ class TelegramRuntime:
 
     async def _refresh_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.telegram_refresh_seconds):
-                    await self._stop.wait()
+            await wait_for_event(self._stop, self.settings.telegram_refresh_seconds)
             if self._stop.is_set():
                 return
             try:

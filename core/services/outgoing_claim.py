@@ -172,14 +172,9 @@ async def recover_stale(ctx: CoreContext, before: datetime) -> int:
 Outcome = tuple[Claimed, dict[str, Any], bool, datetime]  # row, values, blocked, when
 
 
-async def mark(ctx: CoreContext, row: Claimed, values: dict[str, Any], *, blocked: bool,
-               now: datetime) -> None:
-    """One row's outcome; a blocked result also marks the account (its first block time)."""
-    await mark_many(ctx, [(row, values, blocked, now)])
-
-
 async def mark_many(ctx: CoreContext, outcomes: Sequence[Outcome]) -> None:
-    """Several rows' outcomes in one transaction (see core.services.group_commit)."""
+    """Rows' outcomes in one transaction (see core.services.group_commit); a blocked result
+    also marks the account (its first block time)."""
     async with UnitOfWork(ctx.db) as uow:  # no after-commit kick: nothing new to send
         for row, values, blocked, now in outcomes:
             await uow.session.execute(update(OutgoingMessage).where(

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
-from core.db.models import Bot, ChannelAccount, OutgoingMessage
-from core.ids import new_id
+from core.db.models import ChannelAccount, OutgoingMessage
 from core.ports import OutgoingEnvelope, SendResult
-from core.services import dispatcher as dispatcher_module
 from core.services.dispatcher import Dispatcher
 from core.services.limiter import TELEGRAM, InProcessLimiter, Limits
 from core.services.outgoing import (
@@ -22,74 +17,10 @@ from core.services.outgoing import (
     MAX_ATTEMPTS,
     REPLY,
     SERVICE,
-    NewOutgoing,
     enqueue,
 )
 from tests.conftest import START
-
-
-class FakeTime:
-    """Monotonic seconds that move only when the dispatcher sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-@dataclass
-class FakeSender:
-    """A hand-written ChannelSender: answers from a script and records what it was given."""
-
-    script: list[SendResult] = field(default_factory=list)
-    clock: FakeTime | None = None
-    sent: list[tuple[str, str, float]] = field(default_factory=list)  # (chat, text, fake time)
-    envelopes: list[OutgoingEnvelope] = field(default_factory=list)
-
-    async def send(self, message: OutgoingEnvelope) -> SendResult:
-        self.envelopes.append(message)
-        self.sent.append((message.chat_id, message.body["text"],
-                          self.clock() if self.clock else 0.0))
-        await asyncio.sleep(0)  # let other chats run meanwhile
-        if self.script:
-            return self.script.pop(0)
-        return SendResult.sent(f"m{len(self.sent)}")
-
-
-async def make_bot(core: Any, merchant_id: str, chats: int = 1) -> tuple[str, list[ChannelAccount]]:
-    bot_id = new_id("bot")
-    accounts = [ChannelAccount(id=new_id("acc"), merchant_id=merchant_id, channel="telegram",
-                               bot_id=bot_id, external_user_id=str(100 + i), chat_id=str(100 + i),
-                               created_at=START) for i in range(chats)]
-    async with core.ctx.uow() as uow:
-        uow.session.add(Bot(id=bot_id, merchant_id=merchant_id, channel="telegram",
-                            created_at=START))
-        uow.session.add_all(accounts)
-        await uow.commit()
-    return bot_id, accounts
-
-
-def message(account: ChannelAccount, text: str, priority: int = REPLY,
-            not_before: datetime | None = None) -> NewOutgoing:
-    return NewOutgoing(merchant_id=account.merchant_id, bot_id=account.bot_id,
-                       channel_account_id=account.id, chat_id=account.chat_id or "",
-                       body={"text": text}, priority=priority, kind="test", not_before=not_before)
-
-
-def dispatcher(core: Any, sender: FakeSender, bot_id: str, **kwargs: Any) -> Dispatcher:
-    found = Dispatcher(core.ctx, core.messengers.media, **kwargs)
-    found.register(bot_id, sender)
-    return found
-
-
-async def rows(core: Any) -> dict[str, OutgoingMessage]:
-    async with core.ctx.db.read() as session:
-        return {row.body["text"]: row for row in await session.scalars(select(OutgoingMessage))}
+from tests.core.outgoing_kit import FakeSender, FakeTime, dispatcher, make_bot, message, rows
 
 
 async def test_replies_go_before_service_and_marketing(core, merchant_id):
@@ -323,140 +254,3 @@ async def test_the_running_dispatcher_sends_what_is_queued_and_fails_interrupted
     assert found["hello"].status == "sent"  # stopping let the send be marked
     assert found["cut short"].status == "failed"
     assert "interrupted" in (found["cut short"].error or "")
-
-
-class Gated(FakeSender):
-    """Holds every send until `gate` opens, so a test can act while a chat is being sent to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.started = asyncio.Event()
-
-    async def send(self, message: OutgoingEnvelope) -> SendResult:
-        self.started.set()
-        await self.gate.wait()
-        return await super().send(message)
-
-
-async def _running(core: Any, bot_id: str, sender: FakeSender,
-                   **kwargs: Any) -> tuple[Dispatcher, asyncio.Task[None]]:
-    running = dispatcher(core, sender, bot_id, **kwargs)
-    task = asyncio.create_task(running.run())
-    for _ in range(200):  # running once the interrupted rows of a past run are dealt with
-        if running.reserve(bot_id, "probe"):
-            running.release(bot_id, "probe")
-            return running, task
-        await asyncio.sleep(0.01)
-    raise AssertionError("the dispatcher never started")
-
-
-async def _stop(running: Dispatcher, task: asyncio.Task[None]) -> None:
-    running.stop()
-    await asyncio.wait_for(task, timeout=30)
-
-
-async def test_a_reply_handed_over_is_sent_without_waiting_for_a_claim(core, merchant_id):
-    """Handed to the running dispatcher, the reply is saved `sending` and goes at once; the
-    poll is an hour, so only the hand-over can have sent it."""
-    bot_id, (account,) = await make_bot(core, merchant_id)
-    sender = FakeSender()
-    running, task = await _running(core, bot_id, sender, poll_seconds=3600)
-    try:
-        [row_id] = await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
-        for _ in range(200):
-            if sender.sent:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        await _stop(running, task)
-    assert [text for _chat, text, _t in sender.sent] == ["your card"]
-    assert sender.envelopes[0].id == row_id
-    assert (await rows(core))["your card"].status == "sent"
-
-
-async def test_a_reply_never_overtakes_what_its_chat_already_has_queued(core, merchant_id):
-    """A notification is being sent to the chat when the reply comes: the reply is queued
-    behind it, not handed over, and goes after it."""
-    bot_id, (account,) = await make_bot(core, merchant_id)
-    sender = Gated()
-    running, task = await _running(core, bot_id, sender, poll_seconds=3600)  # only kicks count
-    try:
-        await enqueue(core.ctx, [message(account, "points added", SERVICE)], hand_to=running)
-        await asyncio.wait_for(sender.started.wait(), timeout=30)
-        await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
-        assert (await rows(core))["your card"].status == "queued"
-        sender.gate.set()
-        for _ in range(300):
-            if len(sender.sent) == 2:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        sender.gate.set()
-        await _stop(running, task)
-    assert [text for _chat, text, _t in sender.sent] == ["points added", "your card"]
-    assert {row.status for row in (await rows(core)).values()} == {"sent"}
-
-
-async def test_a_reply_to_a_stopped_dispatcher_waits_in_the_queue(core, merchant_id):
-    bot_id, (account,) = await make_bot(core, merchant_id)
-    stopped = dispatcher(core, FakeSender(), bot_id)  # never started
-    await enqueue(core.ctx, [message(account, "later")], hand_to=stopped)
-    assert (await rows(core))["later"].status == "queued"
-    sender = FakeSender()
-    assert await dispatcher(core, sender, bot_id).drain_once() == 1
-    assert [text for _chat, text, _t in sender.sent] == ["later"]
-
-
-class MediaAway:
-    """A MediaStore whose database is away for the first `failures` reads."""
-
-    def __init__(self, store: Any, failures: int) -> None:
-        self.store = store
-        self.failures = failures
-
-    async def put(self, merchant_id: str, content_type: str, data: bytes) -> str:
-        return str(await self.store.put(merchant_id, content_type, data))
-
-    async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionResetError("the database went away")
-        found: tuple[str, bytes] | None = await self.store.get(merchant_id, media_id)
-        return found
-
-
-async def test_an_image_that_cannot_be_read_now_is_sent_later_and_the_chat_waits(
-        core, merchant_id, clock):
-    bot_id, (account,) = await make_bot(core, merchant_id)
-    media_id = await core.messengers.media.put(merchant_id, "image/png", b"\x89PNG...")
-    item = message(account, "card")
-    item.body["image"] = {"media_id": media_id, "filename": "card.png", "content_type": "image/png"}
-    await enqueue(core.ctx, [item, message(account, "menu")])
-    sender = FakeSender()
-    flaky = Dispatcher(core.ctx, MediaAway(core.messengers.media, failures=1))
-    flaky.register(bot_id, sender)
-    assert await flaky.drain_once() == 1  # the card got a result: try again later
-    found = await rows(core)
-    assert (found["card"].status, found["card"].attempts) == ("queued", 1)
-    assert found["menu"].status == "queued"  # not before the card, and not lost
-    assert sender.sent == []
-    clock.advance_to(clock.now() + timedelta(seconds=5))
-    assert await flaky.drain_once() == 2
-    assert [text for _chat, text, _t in sender.sent] == ["card", "menu"]
-    assert sender.envelopes[0].media == {media_id: b"\x89PNG..."}
-
-
-async def test_a_send_cut_short_at_a_stop_is_never_sent_again(core, merchant_id, monkeypatch):
-    """The platform may have a message whose send was cut off: it stays `sending` (and is later
-    marked interrupted), never queued again; the chat's next message, never tried, is queued."""
-    monkeypatch.setattr(dispatcher_module, "SHUTDOWN_GRACE_SECONDS", 0.1)
-    bot_id, (account,) = await make_bot(core, merchant_id)
-    sender = Gated()  # the platform never answers
-    running, task = await _running(core, bot_id, sender)
-    await enqueue(core.ctx, [message(account, "in flight"), message(account, "next")], hand_to=running)
-    await asyncio.wait_for(sender.started.wait(), timeout=30)
-    await _stop(running, task)
-    found = await rows(core)
-    assert found["in flight"].status == "sending"
-    assert found["next"].status == "queued"

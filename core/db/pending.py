@@ -114,15 +114,15 @@ async def write_pending(session: AsyncSession, extra: dict[Table, list[Row]] | N
     conn = await session.connection()
     raw = await _driver(conn)
     if raw is None or not await _write_at_once(raw, conn, inserts, updates):
-        for table in _tables():
+        for table in sorted_tables():
             for rows in _by_columns(inserts.get(table, [])):
                 await _insert(conn, raw, table, rows)
             for rows in _by_columns(updates.get(table, [])):
                 await _update(conn, raw, table, rows)
-    for group in (*inserts.values(), *updates.values()):
-        for state, _ in group:
-            if state is not None:
-                sync.expunge(state.obj())
+    # No relationship here cascades "expunge" (the default cascade is save-update, merge), so
+    # the written objects leave the session in one go, without Session.expunge's cascade walk.
+    sync._expunge_states([state for group in (*inserts.values(), *updates.values())
+                          for state, _ in group if state is not None])
 
 
 async def _driver(conn: AsyncConnection) -> Any:
@@ -143,31 +143,48 @@ def _with_defaults(table: Table, rows: list[Row]) -> list[Row] | None:
     return [{**row, **{c.key: c.default.arg for c in missing}} for row in rows]  # type: ignore[union-attr]
 
 
+def _insert_stmt(table: Table) -> Any:
+    return table.insert().inline()
+
+
+def _update_stmt(table: Table) -> Any:
+    pk = table.primary_key.columns.values()[0]
+    return update(table).where(pk == bindparam("_pk"))
+
+
 async def _insert(conn: AsyncConnection, raw: Any, table: Table, rows: list[Row]) -> None:
     full = _with_defaults(table, rows) if raw is not None else None
     if full is None:
         await conn.execute(table.insert(), rows)
         return
-    await _run(raw, conn, ("insert", table, tuple(sorted(full[0]))), table.insert().inline(), full)
+    await _run(raw, conn, ("insert", table, tuple(sorted(full[0]))), full)
 
 
 async def _update(conn: AsyncConnection, raw: Any, table: Table, rows: list[Row]) -> None:
-    pk = table.primary_key.columns.values()[0]
-    stmt = update(table).where(pk == bindparam("_pk"))
-    if raw is None or any(c.onupdate is not None for c in table.c):
-        await conn.execute(stmt, rows)
+    if raw is None or _on_update(table):
+        await conn.execute(_update_stmt(table), rows)
         return
-    await _run(raw, conn, ("update", table, tuple(sorted(rows[0]))), stmt, rows)
+    await _run(raw, conn, ("update", table, tuple(sorted(rows[0]))), rows)
 
 
 Key = tuple[str, Table, tuple[str, ...]]  # (kind, table, keys)
 Compiled = tuple[str, list[str], list[Any]]  # SQL, parameter names in order, bind processors
 _COMPILED: dict[Key, Compiled] = {}
+_ON_UPDATE: dict[Table, bool] = {}  # table -> has a column with an onupdate (never changes)
 
 
-def _compiled(conn: AsyncConnection, key: Key, stmt: Any) -> Compiled:
+def _on_update(table: Table) -> bool:
+    found = _ON_UPDATE.get(table)
+    if found is None:
+        found = _ON_UPDATE[table] = any(c.onupdate is not None for c in table.c)
+    return found
+
+
+def _compiled(conn: AsyncConnection, key: Key) -> Compiled:
+    """The statement of `key`, compiled once (its kind and table make it)."""
     compiled = _COMPILED.get(key)
     if compiled is None:
+        stmt = _insert_stmt(key[1]) if key[0] == "insert" else _update_stmt(key[1])
         done = stmt.compile(dialect=conn.dialect, column_keys=list(key[2]))
         names = list(done.positiontup or ())
         procs = [done._bind_processors.get(n) for n in names]
@@ -181,9 +198,9 @@ def _args(compiled: Compiled, rows: list[Row]) -> list[list[Any]]:
             for row in rows]
 
 
-async def _run(raw: Any, conn: AsyncConnection, key: Key, stmt: Any, rows: list[Row]) -> None:
+async def _run(raw: Any, conn: AsyncConnection, key: Key, rows: list[Row]) -> None:
     """Straight to asyncpg: the SQL and bind processing SQLAlchemy compiles, without the rest."""
-    compiled = _compiled(conn, key, stmt)
+    compiled = _compiled(conn, key)
     args = _args(compiled, rows)
     if len(args) == 1:
         await _call(raw.execute, compiled[0], *args[0])
@@ -215,20 +232,18 @@ async def _write_at_once(raw: Any, conn: AsyncConnection, inserts: dict[Table, l
     checks foreign keys at the end of the statement, so their order does not matter (no row
     is both inserted and updated here). False, having written nothing, when this does not fit."""
     parts: list[tuple[Key, Compiled, list[Row]]] = []
-    for table in _tables():
+    for table in sorted_tables():
         for rows in _by_columns(inserts.get(table, [])):
             full = _with_defaults(table, rows)
             if full is None:
                 return False
             key: Key = ("insert", table, tuple(sorted(full[0])))
-            parts.append((key, _compiled(conn, key, table.insert().inline()), full))
+            parts.append((key, _compiled(conn, key), full))
         for rows in _by_columns(updates.get(table, [])):
-            if any(c.onupdate is not None for c in table.c):
+            if _on_update(table):
                 return False
-            pk = table.primary_key.columns.values()[0]
             key = ("update", table, tuple(sorted(rows[0])))
-            parts.append((key, _compiled(conn, key, update(table).where(pk == bindparam("_pk"))),
-                          rows))
+            parts.append((key, _compiled(conn, key), rows))
     if len(parts) < 2:
         return False  # one statement already (executemany is one round trip)
     if sum(len(c[1]) * len(rows) for _, c, rows in parts) > MAX_PARAMETERS:
@@ -283,7 +298,7 @@ def _combined_sql(parts: list[tuple[Compiled, int]]) -> str | None:
 _SORTED: list[Table] = []
 
 
-def _tables() -> list[Table]:
+def sorted_tables() -> list[Table]:
     """Every table, referenced tables first (computed once: the models never change)."""
     if not _SORTED:
         _SORTED.extend(Base.metadata.sorted_tables)

@@ -7,11 +7,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.db.models import OutboxEvent
+from core.db.pending import sorted_tables as _tables
 from core.db.pending import write_pending
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -28,6 +29,7 @@ class UnitOfWork:
         self._after_commit = after_commit or {}
         self._touched: set[str] = set()
         self._events: list[dict[str, Any]] = []
+        self._rows: dict[Table, list[dict[str, Any]]] = {}
         self._locked = False
         self.committed = False
 
@@ -81,18 +83,28 @@ class UnitOfWork:
             "payload": payload, "occurred_at": occurred_at, "created_at": now,
         })
 
+    def insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Rows to insert at commit, as they are: no ORM object is made for what this
+        transaction only writes (a sale's lines, say). Every column the table needs is given."""
+        if rows:
+            self._rows.setdefault(table, []).extend(rows)
+
     async def commit(self, *, plain: bool = False) -> None:
         """Write the collected events in one statement, then commit everything together.
 
         `plain=True`: new and changed rows are written by plain INSERT/UPDATE statements instead
         of the ORM's flush (much less CPU; see core/db/pending.py); the hot sale path uses it.
         """
+        events: Table = OutboxEvent.__table__  # type: ignore[assignment]
         if plain:
-            await write_pending(self.session, {OutboxEvent.__table__: self._events})  # type: ignore[dict-item]
-            self._events.clear()
-        if self._events:
+            await write_pending(self.session, {**self._rows, events: self._events})
+        else:
             await self.session.flush()
-            await self.session.execute(insert(OutboxEvent), self._events)
-            self._events.clear()
+            for table in (t for t in _tables() if t in self._rows):
+                await self.session.execute(insert(table), self._rows[table])
+            if self._events:
+                await self.session.execute(insert(OutboxEvent), self._events)
+        self._rows.clear()
+        self._events.clear()
         await self.session.commit()
         self.committed = True

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Cashier, Customer, Merchant, Purchase, PurchaseLine, Store
+from core.db.uow import UnitOfWork
 from core.domain.engine import SaleQuote, evaluate
 from core.domain.money import from_minor
 from core.domain.program import Program, Tier
@@ -246,7 +247,7 @@ async def _register_once(ctx: CoreContext, merchant_id: str, sale: SaleInput,
             response={},
         )
         session.add(purchase)  # inserted with everything else at commit, answer included
-        _add_lines(session, purchase, sale, quote)
+        _add_lines(uow, purchase, sale, quote)
         body = _sale_json(purchase, quote)
         if customer is not None and ledger is not None:
             extra = await apply_points(uow, program, merchant, customer, ledger, purchase, quote,
@@ -293,21 +294,23 @@ def _sale_json(purchase: Purchase, quote: SaleQuote) -> dict[str, Any]:
     }
 
 
-def _add_lines(session: AsyncSession, purchase: Purchase, sale: SaleInput,
-               quote: SaleQuote) -> None:
+def _add_lines(uow: UnitOfWork, purchase: Purchase, sale: SaleInput, quote: SaleQuote) -> None:
+    """The sale's lines, written at commit as plain rows (nothing reads them back here)."""
     details = {x.line_id: x for x in sale.lines}
+    rows = []
     for position, line in enumerate(quote.lines):
         given = details.get(line.line_id)
-        session.add(PurchaseLine(
-            id=new_id("pln"), merchant_id=purchase.merchant_id, purchase_id=purchase.id,
-            position=position, line_id=line.line_id,
-            sku=given.sku if given else None, name=given.name if given else None,
-            category=given.category if given else None,
-            price_minor=given.price_minor if given else None,
-            quantity=given.quantity if given else None,
-            amount_minor=line.amount_minor, discount_minor=line.discount_minor,
-            redeemed_cp=line.redeemed_cp, accrued_cp=line.accrued_cp, refunded_minor=0,
-        ))
+        rows.append({
+            "id": new_id("pln"), "merchant_id": purchase.merchant_id,
+            "purchase_id": purchase.id, "position": position, "line_id": line.line_id,
+            "sku": given.sku if given else None, "name": given.name if given else None,
+            "category": given.category if given else None,
+            "price_minor": given.price_minor if given else None,
+            "quantity": given.quantity if given else None,
+            "amount_minor": line.amount_minor, "discount_minor": line.discount_minor,
+            "redeemed_cp": line.redeemed_cp, "accrued_cp": line.accrued_cp, "refunded_minor": 0,
+        })
+    uow.insert_rows(PurchaseLine.__table__, rows)  # type: ignore[arg-type]
 
 
 _CODES: dict[tuple[str, str, str], str] = {}  # (merchant, table, code) -> id; rows never change

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,10 +12,27 @@ from typing import Any
 from core.domain.engine import SaleLine
 from core.services.customers import CustomerRef
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """What dataclasses.asdict makes of a request (the same JSON), without its deep copies."""
+    kind = type(value)
+    names = _FIELDS.get(kind)
+    if names is None and is_dataclass(value):
+        names = _FIELDS[kind] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    if kind is dict:
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
 
 def body_digest(request: Any, *, leave_out: tuple[str, ...] = ()) -> str:
     """SHA-256 of a request dataclass in canonical JSON (datetimes as ISO text)."""
-    data = asdict(request)
+    data = _plain(request)
     for name in leave_out:
         data.pop(name, None)
     raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)

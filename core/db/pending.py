@@ -112,7 +112,7 @@ async def write_pending(session: AsyncSession, extra: dict[Table, list[Row]] | N
     if not inserts and not updates:
         return
     conn = await session.connection()
-    raw = await _driver(conn)
+    raw = await driver_in_transaction(conn)
     if raw is None or not await _write_at_once(raw, conn, inserts, updates):
         for table in sorted_tables():
             for rows in _by_columns(inserts.get(table, [])):
@@ -125,12 +125,24 @@ async def write_pending(session: AsyncSession, extra: dict[Table, list[Row]] | N
                           for state, _ in group if state is not None])
 
 
-async def _driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection when inside a transaction on PostgreSQL, else None."""
+async def driver_in_transaction(conn: AsyncConnection, *, begin: bool = False) -> Any:
+    """The asyncpg connection when inside a transaction on PostgreSQL, else None.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN with the first statement; `begin=True` has it
+    send it now when the first statement is one run straight on asyncpg (the adapter's own
+    start: the isolation level it was given, and it commits or rolls back as usual).
+    """
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "asyncpg":
         return None
-    driver = (await conn.get_raw_connection()).driver_connection
-    return driver if driver is not None and driver.is_in_transaction() else None
+    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+    driver = adapted.driver_connection if adapted is not None else None
+    if driver is None:
+        return None
+    if (begin and not driver.is_in_transaction() and conn.in_transaction()
+            and getattr(adapted, "_transaction", 0) is None
+            and adapted.isolation_level != "autocommit"):
+        await adapted._start_transaction()
+    return driver if driver.is_in_transaction() else None
 
 
 def _with_defaults(table: Table, rows: list[Row]) -> list[Row] | None:

@@ -45,13 +45,17 @@ class RegisterCustomer:
     channel: str = "api"
 
 
-def _by(column: Any) -> Select[Customer]:
-    return select(Customer).where(Customer.merchant_id == bindparam("merchant_id"),
-                                  Customer.deleted_at.is_(None), column == bindparam("value"))
+def _where(column: Any) -> tuple[Any, ...]:
+    return (Customer.merchant_id == bindparam("merchant_id"), Customer.deleted_at.is_(None),
+            column == bindparam("value"))
 
 
 # Built once (the sale's hot path): a statement's construction costs more than its run.
-BY_PHONE, BY_ID, BY_CODE = _by(Customer.phone), _by(Customer.id), _by(Customer.referral_code)
+BY_PHONE, BY_ID, BY_CODE = (select(Customer).where(*_where(column))
+                            for column in (Customer.phone, Customer.id, Customer.referral_code))
+# each select's criteria, for plain selects of the same customer (core.db.fastload)
+CRITERIA = {id(BY_PHONE): _where(Customer.phone), id(BY_ID): _where(Customer.id),
+            id(BY_CODE): _where(Customer.referral_code)}
 _LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
 
 

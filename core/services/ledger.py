@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import fastload
 from core.db.models import Customer, LedgerEntry, LotAllocation, Merchant
 from core.domain.lots import Allocation, Balance, Lot, balance_at, plan_spend, plan_take_back
 from core.domain.program import Program
@@ -65,9 +66,8 @@ async def balance_of(session: AsyncSession, customer_id: str, at: datetime) -> t
     return balance_at([as_lot(e) for e in lots], at, later), int(debt_now or 0) - int(debt_later or 0)
 
 
-_OPEN_LOTS = select(LedgerEntry).where(  # built once: the sale's hot path
-    LedgerEntry.customer_id == bindparam("customer_id"), LedgerEntry.remaining_cp > 0
-).execution_options(populate_existing=True)
+_OPEN_LOTS = select(*LedgerEntry.__table__.c).where(  # built once: the sale's hot path
+    LedgerEntry.customer_id == bindparam("customer_id"), LedgerEntry.remaining_cp > 0)
 
 
 class CustomerLedger:
@@ -80,8 +80,10 @@ class CustomerLedger:
         self.lots: dict[str, LedgerEntry] = {}
 
     async def load(self) -> CustomerLedger:
-        # Callers hold the customer's lock: read the lots afresh, not from the identity map.
-        rows = await self.session.scalars(_OPEN_LOTS, {"customer_id": self.customer.id})
+        # Callers hold the customer's lock: the lots are read afresh (fastload refreshes any
+        # already in the session), without the ORM query's overhead.
+        rows = await fastload.load(self.session, LedgerEntry, _OPEN_LOTS,
+                                   {"customer_id": self.customer.id})
         self.lots = {row.id: row for row in rows}
         return self
 

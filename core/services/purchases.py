@@ -10,6 +10,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import fastload
 from core.db.models import Cashier, Customer, Merchant, Purchase, PurchaseLine, Store
 from core.db.uow import UnitOfWork
 from core.domain.engine import SaleQuote, evaluate
@@ -19,7 +20,7 @@ from core.errors import CustomerNotFound, ReceiptConflict, ValidationFailed
 from core.ids import new_id
 from core.services import confirmations
 from core.services.context import CoreContext
-from core.services.customers import customer_query, find_customer
+from core.services.customers import CRITERIA, customer_query, find_customer
 from core.services.facts import sale_facts
 from core.services.ledger import CustomerLedger
 from core.services.programs import current_program, merchant_snapshot
@@ -168,15 +169,20 @@ _WITH_RECEIPT: dict[int, Select[Any]] = {}  # id of the customer's select -> the
 
 
 def _with_receipt(base: Select[Customer]) -> Select[Any]:
-    """The customer's select, row locked, with the purchase of the receipt beside it."""
-    query = _WITH_RECEIPT.get(id(base))
+    """The customer's columns (a plain select: core.db.fastload), row locked, with the
+    purchase of the receipt beside them."""
+    query: Select[Any] | None = _WITH_RECEIPT.get(id(base))
     if query is None:
+        customers, purchases = Customer.__table__, Purchase.__table__
         query = _WITH_RECEIPT[id(base)] = (
-            base.add_columns(Purchase.id, Purchase.request_digest, Purchase.response)
-            .outerjoin(Purchase, (Purchase.merchant_id == Customer.merchant_id)
-                       & (Purchase.receipt_id == bindparam("receipt_id")))
-            .with_for_update(of=Customer))
-    return query
+            select(*customers.c, purchases.c.id, purchases.c.request_digest,
+                   purchases.c.response)
+            .select_from(customers.outerjoin(
+                purchases, (purchases.c.merchant_id == customers.c.merchant_id)
+                & (purchases.c.receipt_id == bindparam("receipt_id"))))
+            .where(*CRITERIA[id(base)])
+            .with_for_update(of=customers))
+    return query  # type: ignore[return-value]  # (mypy widens it to Select[Never] above)
 
 
 async def _locked_customer(session: AsyncSession, merchant: Merchant, sale: SaleInput,
@@ -198,14 +204,16 @@ async def _locked_customer(session: AsyncSession, merchant: Merchant, sale: Sale
     found = None
     if query is not None:
         base, params = query
-        found = (await session.execute(_with_receipt(base), {**params, "receipt_id": sale.receipt_id})
-                 ).first()
+        rows = await fastload.fetch_rows(session, _with_receipt(base),
+                                         {**params, "receipt_id": sale.receipt_id})
+        found = rows[0] if rows else None
     if found is None:
         if (previous := await _existing(session, merchant.id, sale.receipt_id, digest)):
             return None, previous
         raise CustomerNotFound("no customer with this phone, card or qr", field="customer")
-    customer, purchase_id, request_digest, response = found
+    purchase_id, request_digest, response = found[-3:]
     if purchase_id is None:
+        customer = fastload.as_objects(session, Customer, [found])[0]
         return customer, None
     if request_digest != digest:
         raise ReceiptConflict("this receipt_id was registered with another body",

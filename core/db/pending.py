@@ -145,14 +145,21 @@ async def driver_in_transaction(conn: AsyncConnection, *, begin: bool = False) -
     return driver if driver.is_in_transaction() else None
 
 
+_DEFAULTS: dict[tuple[Table, frozenset[str]], dict[str, Any] | None] = {}
+
+
 def _with_defaults(table: Table, rows: list[Row]) -> list[Row] | None:
     """Rows with the columns' scalar Python defaults filled in; None if a default is not scalar."""
-    missing = [c for c in table.c if c.key not in rows[0] and c.default is not None]
-    if not missing:
-        return rows
-    if not all(getattr(c.default, "is_scalar", False) for c in missing):
+    key = (table, frozenset(rows[0]))
+    if key not in _DEFAULTS:
+        missing = [c for c in table.c if c.key not in rows[0] and c.default is not None]
+        _DEFAULTS[key] = ({str(c.key): c.default.arg for c in missing}  # type: ignore[union-attr]
+                          if all(getattr(c.default, "is_scalar", False) for c in missing)
+                          else None)
+    defaults = _DEFAULTS[key]
+    if defaults is None:
         return None
-    return [{**row, **{c.key: c.default.arg for c in missing}} for row in rows]  # type: ignore[union-attr]
+    return [{**row, **defaults} for row in rows] if defaults else rows
 
 
 def _insert_stmt(table: Table) -> Any:

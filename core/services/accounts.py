@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.db.base import table_of
 from core.db.models import ChannelAccount, DialogState
 from core.ids import new_id
 from core.services.context import CoreContext
@@ -39,6 +40,18 @@ class AccountState:
 LAST_SEEN_STEP = timedelta(minutes=1)  # `last_seen_at` is rewritten at most this often
 
 
+# Built once: every message and button press runs them.
+_ACCOUNT = (select(ChannelAccount, DialogState)
+            .outerjoin(DialogState, DialogState.channel_account_id == ChannelAccount.id)
+            .where(ChannelAccount.merchant_id == bindparam("merchant_id"),
+                   ChannelAccount.channel == bindparam("channel"),
+                   ChannelAccount.bot_id == bindparam("bot_id"),
+                   ChannelAccount.external_user_id == bindparam("user_id")))
+_SEEN = (update(table_of(ChannelAccount))
+         .where(table_of(ChannelAccount).c.id == bindparam("_id"))
+         .values(chat_id=bindparam("chat_id"), last_seen_at=bindparam("last_seen_at")))
+
+
 async def open_account(
     ctx: CoreContext, merchant_id: str, channel: str, bot_id: str, user_id: str, chat_id: str,
     locale: str,
@@ -51,18 +64,16 @@ async def open_account(
     """
     now = ctx.now()
     async with ctx.db.read() as session:
-        found = (await session.execute(
-            select(ChannelAccount, DialogState)
-            .outerjoin(DialogState, DialogState.channel_account_id == ChannelAccount.id)
-            .where(ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == channel,
-                   ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == user_id))).first()
+        found = (await session.execute(_ACCOUNT, {
+            "merchant_id": merchant_id, "channel": channel, "bot_id": bot_id,
+            "user_id": user_id})).first()
     if found is not None:
         account, state = found
         seen = account.last_seen_at
         if account.chat_id != chat_id or seen is None or now - seen >= LAST_SEEN_STEP:
             async with ctx.uow() as uow:
-                await uow.session.execute(update(ChannelAccount).where(ChannelAccount.id == account.id)
-                                          .values(chat_id=chat_id, last_seen_at=now))
+                await uow.session.execute(_SEEN, {"_id": account.id, "chat_id": chat_id,
+                                                  "last_seen_at": now})
                 await uow.commit()
         return _state(account, state, chat_id=chat_id, created=False)
     for attempt in (1, 2):

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import insert, select
 
+from core.db.base import table_of
 from core.db.models import Media
 from core.ids import new_id
 from core.services.context import CoreContext
@@ -39,6 +40,9 @@ def forget(media_ids: Iterable[str]) -> None:
             _hot_size -= len(found[3])
 
 
+_INSERT = insert(table_of(Media))  # built once: every picture sent is stored first
+
+
 class DbMediaStore:
     """The MediaStore port on the `media` table: put bytes, get them back by id."""
 
@@ -49,9 +53,10 @@ class DbMediaStore:
         """Store the bytes once; returns our media id."""
         media_id = new_id("med")
         async with self.ctx.uow() as uow:
-            await uow.session.execute(insert(Media).values(
-                id=media_id, merchant_id=merchant_id, content_type=content_type, size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(), data=data, created_at=self.ctx.now()))
+            await uow.session.execute(_INSERT, {
+                "id": media_id, "merchant_id": merchant_id, "content_type": content_type,
+                "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "data": data,
+                "created_at": self.ctx.now()})
             await uow.commit()
         _remember(media_id, merchant_id, content_type, data)
         return media_id

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
+from core.db.base import table_of
 from core.db.models import Bot, OutgoingMessage
 from core.db.uow import OUTGOING
 from core.ids import new_id
@@ -46,6 +47,9 @@ class NewOutgoing:
     kind: str
     not_before: datetime | None = None
     key: str | None = None
+
+
+_INSERT = insert(table_of(OutgoingMessage))
 
 
 async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Dispatcher | None = None,
@@ -88,7 +92,7 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Di
                 "not_before": now if claim else item.not_before or now, "created_at": now,
             } for item in fresh]
             if rows:
-                await uow.session.execute(insert(OutgoingMessage), rows)
+                await uow.session.execute(_INSERT, rows)  # Core: no ORM bulk-insert machinery
                 if not claim:
                     uow.touch(OUTGOING)
             await uow.commit()

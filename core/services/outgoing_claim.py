@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
 from core.db.uow import UnitOfWork
 from core.services.context import CoreContext
@@ -172,15 +173,37 @@ async def recover_stale(ctx: CoreContext, before: datetime) -> int:
 Outcome = tuple[Claimed, dict[str, Any], bool, datetime]  # row, values, blocked, when
 
 
+_OUTCOMES: dict[frozenset[str], Any] = {}  # the columns an outcome sets -> its UPDATE
+_TABLE = table_of(OutgoingMessage)
+_BLOCKED = (update(table_of(ChannelAccount))
+            .where(table_of(ChannelAccount).c.id == bindparam("_account"),
+                   table_of(ChannelAccount).c.blocked_at.is_(None))
+            .values(blocked_at=bindparam("_when")))
+
+
+def _outcome_update(columns: frozenset[str]) -> Any:
+    """UPDATE of a row still `sending`, setting `columns` (built once per set of columns)."""
+    stmt = _OUTCOMES.get(columns)
+    if stmt is None:
+        stmt = _OUTCOMES[columns] = (
+            update(_TABLE).where(_TABLE.c.id == bindparam("_id"), _TABLE.c.status == "sending")
+            .values({name: bindparam(name) for name in sorted(columns)}))
+    return stmt
+
+
 async def mark_many(ctx: CoreContext, outcomes: Sequence[Outcome]) -> None:
     """Rows' outcomes in one transaction (see core.services.group_commit); a blocked result
-    also marks the account (its first block time)."""
+    also marks the account (its first block time). Outcomes setting the same columns go in
+    one executemany."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    blocked: list[dict[str, Any]] = []
+    for row, values, is_blocked, now in outcomes:
+        groups.setdefault(frozenset(values), []).append({**values, "_id": row.id})
+        if is_blocked:
+            blocked.append({"_account": row.channel_account_id, "_when": now})
     async with UnitOfWork(ctx.db) as uow:  # no after-commit kick: nothing new to send
-        for row, values, blocked, now in outcomes:
-            await uow.session.execute(update(OutgoingMessage).where(
-                OutgoingMessage.id == row.id, OutgoingMessage.status == "sending").values(**values))
-            if blocked:
-                await uow.session.execute(update(ChannelAccount).where(
-                    ChannelAccount.id == row.channel_account_id,
-                    ChannelAccount.blocked_at.is_(None)).values(blocked_at=now))
+        for columns, params in groups.items():
+            await uow.session.execute(_outcome_update(columns), params)
+        if blocked:
+            await uow.session.execute(_BLOCKED, blocked)
         await uow.commit()

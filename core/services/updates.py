@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from core.db.base import table_of
 from core.db.models import InboundUpdate
 from core.services.context import CoreContext
 
@@ -36,6 +37,18 @@ class StoredUpdate:
     attempts: int
 
 
+def _store(insert: Any) -> Any:
+    columns = ("bot_id", "key", "payload", "status", "attempts", "received_at", "processed_at",
+               "expires_at")
+    table = table_of(InboundUpdate)
+    return (insert(table).values({name: bindparam(name) for name in columns})
+            .on_conflict_do_nothing(index_elements=["bot_id", "key"]).returning(table.c.id))
+
+
+# Built once (every update received runs it): by dialect, SQLite's and PostgreSQL's upsert.
+_STORE = {True: _store(sqlite_insert), False: _store(pg_insert)}
+
+
 async def store(
     ctx: CoreContext, bot_id: str, key: str, payload: dict[str, Any], *, ttl: timedelta = TTL,
     claim: bool = False,
@@ -46,14 +59,12 @@ async def store(
     first attempt); else it waits `new` for a worker's claim. One statement either way.
     """
     now = ctx.now()
-    insert = sqlite_insert if ctx.db.is_sqlite else pg_insert
-    statement = insert(InboundUpdate).values(
-        bot_id=bot_id, key=key, payload=payload, status="processing" if claim else "new",
-        attempts=1 if claim else 0, received_at=now, processed_at=now if claim else None,
-        expires_at=now + ttl,
-    ).on_conflict_do_nothing(index_elements=["bot_id", "key"]).returning(InboundUpdate.id)
     async with ctx.uow() as uow:
-        row_id = await uow.session.scalar(statement)
+        row_id = await uow.session.scalar(_STORE[ctx.db.is_sqlite], {
+            "bot_id": bot_id, "key": key, "payload": payload,
+            "status": "processing" if claim else "new", "attempts": 1 if claim else 0,
+            "received_at": now, "processed_at": now if claim else None,
+            "expires_at": now + ttl})
         await uow.commit()
     if row_id is None:  # a redelivery (or the same update twice at once: the other one won)
         return None
@@ -93,12 +104,15 @@ async def mark_done(ctx: CoreContext, update_id: int) -> None:
     await mark_done_many(ctx, [update_id])
 
 
+_UPDATES = table_of(InboundUpdate)
+_DONE = (update(_UPDATES).where(_UPDATES.c.id.in_(bindparam("ids", expanding=True)))
+         .values(status="done", last_error=None, processed_at=bindparam("now"), payload={}))
+
+
 async def mark_done_many(ctx: CoreContext, update_ids: list[int]) -> None:
     """Processed: only the keys are kept from now on (see `_finish`); one statement for all."""
     async with ctx.uow() as uow:
-        await uow.session.execute(update(InboundUpdate).where(InboundUpdate.id.in_(update_ids))
-                                  .values(status="done", last_error=None, processed_at=ctx.now(),
-                                          payload={}))
+        await uow.session.execute(_DONE, {"ids": list(update_ids), "now": ctx.now()})
         await uow.commit()
 
 

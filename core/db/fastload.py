@@ -29,10 +29,11 @@ from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from core.db.pending import driver_in_transaction
 
 T = TypeVar("T")
+AnySelect = Select[*tuple[Any, ...]]
 
 # (statement, dialect name) -> the statement, SQL, bind names in order, their values given in
 # the statement itself, bind processors, result processors
-Plan = tuple[Select[Any], str, list[str], dict[str, Any], list[Any], list[Any]]
+Plan = tuple[AnySelect, str, list[str], dict[str, Any], list[Any], list[Any]]
 _PLANS: dict[tuple[int, str], Plan] = {}
 _KEYS: dict[type, tuple[list[str], int]] = {}  # model -> its attribute keys by column, pk index
 
@@ -49,7 +50,7 @@ def _keys(model: type) -> tuple[list[str], int]:
     return found
 
 
-def _plan(conn: AsyncConnection, stmt: Select[Any]) -> Plan:
+def _plan(conn: AsyncConnection, stmt: AnySelect) -> Plan:
     key = (id(stmt), conn.dialect.name)
     plan = _PLANS.get(key)
     if plan is None or plan[0] is not stmt:
@@ -63,7 +64,7 @@ def _plan(conn: AsyncConnection, stmt: Select[Any]) -> Plan:
     return plan
 
 
-async def fetch_rows(session: AsyncSession, stmt: Select[Any], params: dict[str, Any]
+async def fetch_rows(session: AsyncSession, stmt: AnySelect, params: dict[str, Any]
                      ) -> Sequence[Sequence[Any]]:
     """The statement's rows, values as the ORM would see them. `stmt` must be built once
     (a module-level constant): its compiled form is kept by identity."""
@@ -125,7 +126,7 @@ def as_objects(session: AsyncSession, model: type[T], rows: Sequence[Sequence[An
     return out
 
 
-async def load(session: AsyncSession, model: type[T], stmt: Select[Any],
+async def load(session: AsyncSession, model: type[T], stmt: AnySelect,
                params: dict[str, Any]) -> list[T]:
     """The objects of a select of `model`'s table columns (see above)."""
     return as_objects(session, model, await fetch_rows(session, stmt, params))

@@ -11,6 +11,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import fastload
 from core.db.models import Card, Customer, Merchant, QrToken
 from core.domain.money import from_minor
 from core.domain.program import Program
@@ -57,6 +58,7 @@ BY_PHONE, BY_ID, BY_CODE = (select(Customer).where(*_where(column))
 CRITERIA = {id(BY_PHONE): _where(Customer.phone), id(BY_ID): _where(Customer.id),
             id(BY_CODE): _where(Customer.referral_code)}
 _LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
+_CUSTOMER = select(*Customer.__table__.c).where(*_where(Customer.id))  # core.db.fastload
 
 
 async def find_customer(
@@ -268,9 +270,12 @@ async def customer_answer(
 ) -> dict[str, Any]:
     async with ctx.db.read() as session:
         merchant = await merchant_snapshot(session, merchant_id)
-        customer = await get_customer(session, merchant_id, customer_id)
+        found = await fastload.load(session, Customer, _CUSTOMER,
+                                    {"merchant_id": merchant_id, "value": customer_id})
+        if not found:
+            raise CustomerNotFound("no such customer")
         program = await current_program(session, merchant)
-        return await customer_json(session, program, customer, at or ctx.now())
+        return await customer_json(session, program, found[0], at or ctx.now())
 
 
 async def lookup_answer(ctx: CoreContext, merchant_id: str, ref: CustomerRef) -> dict[str, Any]:

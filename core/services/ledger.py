@@ -34,36 +34,28 @@ def as_lot(entry: LedgerEntry) -> Lot:
     )
 
 
+_E, _A = LedgerEntry, LotAllocation
+# Built once (every card and balance shown runs them); plain rows, no ORM objects: read only.
+_LOTS_AT = select(_E.id, _E.occurred_at, _E.available_at, _E.expires_at, _E.amount_cp,
+                  _E.remaining_cp, _E.redeem_cap_milli).where(
+    _E.customer_id == bindparam("customer_id"), _E.remaining_cp.is_not(None),
+    _E.occurred_at <= bindparam("at"), _E.expires_at.is_(None) | (_E.expires_at > bindparam("at")))
+_TAKEN_LATER = select(_A.lot_id, _A.amount_cp, _A.occurred_at).where(
+    _A.customer_id == bindparam("customer_id"), _A.occurred_at > bindparam("at"))
+# The debt now, less what entries after `at` added: one round trip for both.
+_DEBTS = select(Customer.debt_cp, select(func.coalesce(func.sum(_E.debt_cp), 0)).where(
+    _E.customer_id == bindparam("customer_id"), _E.occurred_at > bindparam("at"))
+    .scalar_subquery()).where(Customer.id == bindparam("customer_id"))
+
+
 async def balance_of(session: AsyncSession, customer_id: str, at: datetime) -> tuple[Balance, int]:
     """(balance, debt) of a customer as of `at`, computed from the lots."""
-    lots = list(
-        await session.scalars(
-            select(LedgerEntry).where(
-                LedgerEntry.customer_id == customer_id,
-                LedgerEntry.remaining_cp.is_not(None),
-                LedgerEntry.occurred_at <= at,
-                (LedgerEntry.expires_at.is_(None)) | (LedgerEntry.expires_at > at),
-            )
-        )
-    )
-    later = [
-        Allocation(a.lot_id, a.amount_cp, a.occurred_at)
-        for a in await session.scalars(
-            select(LotAllocation).where(
-                LotAllocation.customer_id == customer_id, LotAllocation.occurred_at > at
-            )
-        )
-    ]
-    # The debt now, less what entries after `at` added: one round trip for both.
-    added_later = (
-        select(func.coalesce(func.sum(LedgerEntry.debt_cp), 0))
-        .where(LedgerEntry.customer_id == customer_id, LedgerEntry.occurred_at > at)
-        .scalar_subquery()
-    )
-    debts = (await session.execute(
-        select(Customer.debt_cp, added_later).where(Customer.id == customer_id))).first()
-    debt_now, debt_later = (debts[0], debts[1]) if debts is not None else (0, 0)
-    return balance_at([as_lot(e) for e in lots], at, later), int(debt_now or 0) - int(debt_later or 0)
+    params = {"customer_id": customer_id, "at": at}
+    lots = [Lot(*row) for row in await fastload.fetch_rows(session, _LOTS_AT, params)]
+    later = [Allocation(*row) for row in await fastload.fetch_rows(session, _TAKEN_LATER, params)]
+    debts = await fastload.fetch_rows(session, _DEBTS, params)
+    debt_now, debt_later = (debts[0][0], debts[0][1]) if debts else (0, 0)
+    return balance_at(lots, at, later), int(debt_now or 0) - int(debt_later or 0)
 
 
 _OPEN_LOTS = select(*LedgerEntry.__table__.c).where(  # built once: the sale's hot path

@@ -8,9 +8,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import fastload
 from core.db.models import Card, Customer, LedgerEntry, Merchant
 from core.domain.lots import Balance
 from core.domain.money import from_minor
@@ -111,13 +112,14 @@ def iso_date(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+_ACTIVE_CARD = (select(Card.number)  # built once: every card and balance shown runs it
+                .where(Card.customer_id == bindparam("customer_id"), Card.status == "active")
+                .order_by(Card.issued_at.desc()).limit(1))
+
+
 async def active_card_number(session: AsyncSession, customer_id: str) -> str | None:
-    return await session.scalar(
-        select(Card.number)
-        .where(Card.customer_id == customer_id, Card.status == "active")
-        .order_by(Card.issued_at.desc())
-        .limit(1)
-    )
+    rows = await fastload.fetch_rows(session, _ACTIVE_CARD, {"customer_id": customer_id})
+    return str(rows[0][0]) if rows else None
 
 
 async def customer_json(

@@ -77,6 +77,9 @@ async def fetch_rows(session: AsyncSession, stmt: AnySelect, params: dict[str, A
         rows: Sequence[Sequence[Any]] = (await session.execute(stmt, params)).all()
         return rows
     _, sql, names, fixed, binds, results = _plan(conn, stmt)
+    missing = [n for n in names if n not in params and fixed[n] is None]
+    if missing:
+        raise ValueError(f"no value for {', '.join(missing)}")
     values = [params[n] if n in params else fixed[n] for n in names]
     args = [v if p is None else p(v) for v, p in zip(values, binds, strict=True)]
     from asyncpg import PostgresError
@@ -104,7 +107,7 @@ def as_objects(session: AsyncSession, model: type[T], rows: Sequence[Sequence[An
         existing = sync.identity_map.get(identity)
         if existing is not None:
             state = instance_state(existing)
-            if state.modified or existing in sync.new or existing in sync.deleted:
+            if state.modified or state._deleted:
                 raise InvalidRequestError(f"{model.__name__} {row[pk]} has unsaved changes")
             for key, value in zip(keys, row[:width], strict=True):
                 set_committed_value(existing, key, value)

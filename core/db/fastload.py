@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, inspect
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from core.db.pending import driver_in_transaction
+from core.db.pending import call_driver, driver_form, driver_in_transaction
 
 T = TypeVar("T")
 AnySelect = Select[*tuple[Any, ...]]
@@ -55,11 +55,10 @@ def _plan(conn: AsyncConnection, stmt: AnySelect) -> Plan:
     plan = _PLANS.get(key)
     if plan is None or plan[0] is not stmt:
         compiled = stmt.compile(dialect=conn.dialect)
-        names = list(compiled.positiontup or ())
-        binds = [compiled._bind_processors.get(n) for n in names]
+        sql, names, binds = driver_form(compiled)
         results = [column.type._cached_result_processor(conn.dialect, None)
                    for column in stmt.selected_columns]
-        plan = _PLANS[key] = (stmt, compiled.string, names, dict(compiled.params), binds,
+        plan = _PLANS[key] = (stmt, sql, names, dict(compiled.params), binds,
                               results)
     return plan
 
@@ -82,12 +81,7 @@ async def fetch_rows(session: AsyncSession, stmt: AnySelect, params: dict[str, A
         raise ValueError(f"no value for {', '.join(missing)}")
     values = [params[n] if n in params else fixed[n] for n in names]
     args = [v if p is None else p(v) for v, p in zip(values, binds, strict=True)]
-    from asyncpg import PostgresError
-
-    try:
-        records: list[Any] = await raw.fetch(sql, *args)
-    except PostgresError as exc:
-        raise DBAPIError(sql, None, exc) from exc
+    records: list[Any] = await call_driver(raw.fetch, sql, *args)
     if not any(results):
         return records
     return [[value if p is None or value is None else p(value)

@@ -204,11 +204,15 @@ def _compiled(conn: AsyncConnection, key: Key) -> Compiled:
     compiled = _COMPILED.get(key)
     if compiled is None:
         stmt = _insert_stmt(key[1]) if key[0] == "insert" else _update_stmt(key[1])
-        done = stmt.compile(dialect=conn.dialect, column_keys=list(key[2]))
-        names = list(done.positiontup or ())
-        procs = [done._bind_processors.get(n) for n in names]
-        compiled = _COMPILED[key] = (done.string, names, procs)
+        compiled = _COMPILED[key] = driver_form(
+            stmt.compile(dialect=conn.dialect, column_keys=list(key[2])))
     return compiled
+
+
+def driver_form(done: Any) -> Compiled:
+    """A compiled statement as asyncpg takes it: SQL, parameter names in order, processors."""
+    names = list(done.positiontup or ())
+    return done.string, names, [done._bind_processors.get(n) for n in names]
 
 
 def _args(compiled: Compiled, rows: list[Row]) -> list[list[Any]]:
@@ -222,16 +226,17 @@ async def _run(raw: Any, conn: AsyncConnection, key: Key, rows: list[Row]) -> No
     compiled = _compiled(conn, key)
     args = _args(compiled, rows)
     if len(args) == 1:
-        await _call(raw.execute, compiled[0], *args[0])
+        await call_driver(raw.execute, compiled[0], *args[0])
     else:
-        await _call(raw.executemany, compiled[0], args)
+        await call_driver(raw.executemany, compiled[0], args)
 
 
-async def _call(method: Any, sql: str, *args: Any) -> None:
+async def call_driver(method: Any, sql: str, *args: Any) -> Any:
+    """An asyncpg call, its errors raised as SQLAlchemy's (callers catch IntegrityError)."""
     from asyncpg import IntegrityConstraintViolationError, PostgresError
 
     try:
-        await method(sql, *args)
+        return await method(sql, *args)
     except IntegrityConstraintViolationError as exc:
         raise IntegrityError(sql, None, exc) from exc
     except PostgresError as exc:
@@ -277,7 +282,7 @@ async def _write_at_once(raw: Any, conn: AsyncConnection, inserts: dict[Table, l
             _COMBINED.clear()
         _COMBINED[shape] = sql
     args = [value for _, compiled, rows in parts for row in _args(compiled, rows) for value in row]
-    await _call(raw.execute, sql, *args)
+    await call_driver(raw.execute, sql, *args)
     return True
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.base import table_of
 from core.db.engine import Database
 from core.db.models import OutboxEvent
 from core.db.pending import sorted_tables as _tables
@@ -95,9 +96,8 @@ class UnitOfWork:
         `plain=True`: new and changed rows are written by plain INSERT/UPDATE statements instead
         of the ORM's flush (much less CPU; see core/db/pending.py); the hot sale path uses it.
         """
-        events: Table = OutboxEvent.__table__  # type: ignore[assignment]
         if plain:
-            await write_pending(self.session, {**self._rows, events: self._events})
+            await write_pending(self.session, {**self._rows, table_of(OutboxEvent): self._events})
         else:
             await self.session.flush()
             for table in (t for t in _tables() if t in self._rows):

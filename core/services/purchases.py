@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import fastload
+from core.db.base import table_of
 from core.db.models import Cashier, Customer, Merchant, Purchase, PurchaseLine, Store
 from core.db.uow import UnitOfWork
 from core.domain.engine import SaleQuote, evaluate
@@ -173,7 +174,7 @@ def _with_receipt(base: Select[Customer]) -> Select[Any]:
     purchase of the receipt beside them."""
     query: Select[Any] | None = _WITH_RECEIPT.get(id(base))
     if query is None:
-        customers, purchases = Customer.__table__, Purchase.__table__
+        customers, purchases = table_of(Customer), table_of(Purchase)
         query = _WITH_RECEIPT[id(base)] = (
             select(*customers.c, purchases.c.id, purchases.c.request_digest,
                    purchases.c.response)
@@ -318,7 +319,7 @@ def _add_lines(uow: UnitOfWork, purchase: Purchase, sale: SaleInput, quote: Sale
             "amount_minor": line.amount_minor, "discount_minor": line.discount_minor,
             "redeemed_cp": line.redeemed_cp, "accrued_cp": line.accrued_cp, "refunded_minor": 0,
         })
-    uow.insert_rows(PurchaseLine.__table__, rows)  # type: ignore[arg-type]
+    uow.insert_rows(table_of(PurchaseLine), rows)
 
 
 _CODES: dict[tuple[str, str, str], str] = {}  # (merchant, table, code) -> id; rows never change

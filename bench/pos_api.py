@@ -15,6 +15,8 @@ the customers, give each one warm-up sale, then
    as fast as they are answered (purchases/s, p50, p99);
 2. an open loop: ``--rate`` sales a second for ``--rate-seconds``, each latency counted
    from the moment the request was due, so a server that falls behind shows it (p50, p99);
+   it starts once the outbox has handed on what the closed loop left (a steady load, not
+   the catching up after an overload; how long that took is reported);
 
 while the driver samples the server's VmRSS (peak under load) and CPU time. The load
 generator is a separate process (``pos_api.py _load``), so its CPU is not the server's.
@@ -65,6 +67,7 @@ from pos_procs import (
     run_cli,
     stop,
     wait_healthy,
+    wait_drained,
     wait_quiet,
 )
 from pos_report import git_head, report, workspace
@@ -199,6 +202,8 @@ class Bench:
                                        "--count", str(args.requests), "--concurrency",
                                        str(args.concurrency), "--redeem-every", str(args.redeem_every))
             result.outbox_backlog_after_closed = outbox_backlog(server, args.pg_dsn)
+            if result.outbox_backlog_after_closed:
+                result.outbox_drain_seconds = wait_drained(server, args.pg_dsn, args.drain_wait)
             result.fixed_rate = self.phase(server, proc.pid, result, "rate", "--mode", "open",
                                            "--rate", str(args.rate), "--seconds", str(args.rate_seconds),
                                            "--concurrency", "256", "--redeem-every",
@@ -206,8 +211,11 @@ class Bench:
             time.sleep(args.settle)
             result.outbox_backlog_end = outbox_backlog(server, args.pg_dsn)
             if result.outbox_backlog_after_closed is not None:
+                drained = (f"handed on in {result.outbox_drain_seconds} s before the open loop"
+                           if result.outbox_drain_seconds is not None
+                           else f"not all handed on within {args.drain_wait:.0f} s")
                 print(f"  outbox events not yet drained: {result.outbox_backlog_after_closed} after the"
-                      f" closed loop, {result.outbox_backlog_end} at the end", flush=True)
+                      f" closed loop ({drained}), {result.outbox_backlog_end} at the end", flush=True)
             memory = proc_memory(proc.pid)
             result.rss_end_mb = round(memory.get("VmRSS", 0.0), 1)
             result.hwm_end_mb = round(memory.get("VmHWM", 0.0), 1)
@@ -250,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--redeem-every", type=int, default=5,
                         help=f"about 1 in N measured sales redeems {REDEEM} points (0: none)")
+    parser.add_argument("--drain-wait", type=float, default=120.0,
+                        help="before the open loop, wait at most this long for the outbox to catch up")
     parser.add_argument("--settle", type=float, default=1.0, help="seconds idle before reading RSS")
     parser.add_argument("--quiet-below", type=float, default=20.0,
                         help="before each target, wait until other work keeps the CPU under this %%")

@@ -210,6 +210,23 @@ def outbox_backlog(server: Server, admin_dsn: str) -> int | None:
     return None
 
 
+def wait_drained(server: Server, admin_dsn: str, timeout: float) -> float | None:
+    """Seconds until the outbox has handed on every event (None: unknown, or not within `timeout`).
+
+    The open loop measures a steady load, not the catching up after the closed loop's
+    overload: it starts once the drain is done (the time it took is reported as well).
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        left = outbox_backlog(server, admin_dsn)
+        if left is None:
+            return None
+        if left <= 0:
+            return round(time.monotonic() - started, 2)
+        time.sleep(0.1)
+    return None
+
+
 def dsn_for(admin_dsn: str, database: str) -> str:
     return admin_dsn.rsplit("/", 1)[0] + "/" + database
 
@@ -253,6 +270,7 @@ class Measured:
     background_busy_percent: float = 0.0
     outbox_backlog_after_closed: int | None = None
     outbox_backlog_end: int | None = None
+    outbox_drain_seconds: float | None = None  # after the closed loop, idle
     closed: dict[str, Any] = field(default_factory=dict)
     fixed_rate: dict[str, Any] = field(default_factory=dict)
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)

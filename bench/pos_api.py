@@ -66,8 +66,8 @@ from pos_procs import (
     proc_memory,
     run_cli,
     stop,
-    wait_healthy,
     wait_drained,
+    wait_healthy,
     wait_quiet,
 )
 from pos_report import git_head, report, workspace

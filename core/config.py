@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     trusted_proxy: bool = False
     # Sites allowed to embed the web chat widget (origins like "https://shop.example"), JSON list.
     web_chat_origins: list[str] = Field(default_factory=list)
+    # A web chat visitor silent this long is signed out: their token opens nothing any more.
+    web_chat_idle_days: int = Field(default=90, ge=1)
 
     # The outgoing queue: platform rate limits on (off only for benchmarks); quiet hours in the
     # merchant's time zone delay reminders and marketing (never what the customer caused).

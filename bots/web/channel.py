@@ -3,7 +3,9 @@
 A visitor is anonymous: the first `hello` gets a signed random token, the browser
 keeps it, and each later `hello` brings it back with the last message id it has;
 the saved rows after it are replayed, so the thread survives a reload and whatever
-was sent meanwhile appears. Frames are handled one at a time per socket; a bad
+was sent meanwhile appears. A token stops working when its visitor signs out (every
+open tab is told, then closed) or stays away longer than WEB_CHAT_IDLE_DAYS: the next
+`hello` gets a new identity. Frames are handled one at a time per socket; a bad
 frame gets an error frame and the socket stays open.
 """
 
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -101,6 +104,9 @@ class Session:
             return
         if self.conn is None:
             raise FrameError("hello_first", frame.ref)
+        if frame.type == "sign_out":
+            await self._sign_out()
+            return
         if not self.bucket.take():
             raise FrameError("slow_down", frame.ref)
         assert frame.ref is not None
@@ -117,8 +123,10 @@ class Session:
         ctx = self.chat.ctx
         token = frame.visitor
         visitor = identity.visitor_id(ctx.secrets, self.merchant.id, token)
-        renewed = token is not None and visitor is None
-        if visitor is None:
+        found = None if visitor is None else await webchat.visit(
+            ctx, self.merchant.id, self.bot_id, visitor, idle_limit(self.chat))
+        renewed = token is not None and (found is None or found.ended)
+        if visitor is None or renewed:
             token = identity.issue(ctx.secrets, self.merchant.id)
             visitor = identity.visitor_id(ctx.secrets, self.merchant.id, token)
             assert visitor is not None
@@ -127,12 +135,30 @@ class Session:
         await self.conn.push({"type": "hello", "visitor": token, "renewed": renewed,
                               "merchant": self.merchant.name})
         self.chat.sender.attach(self.conn)  # before reading the thread: nothing sent meanwhile is lost
-        self.account_id = await webchat.find_account(ctx, self.merchant.id, self.bot_id, visitor)
+        self.account_id = None if renewed or found is None else found.account_id
         rows = [] if self.account_id is None else await webchat.thread(
             ctx, self.account_id, None if renewed else frame.after)
         for row in rows:
             await self.conn.push_message(row.id, row.body)
         await self.conn.push({"type": "synced", "empty": self.account_id is None})
+
+    async def _sign_out(self) -> None:
+        """The visitor leaves this device: the token dies, and every open tab is told and closed.
+
+        The widget then drops its token and thread and starts afresh as a new visitor.
+        """
+        assert self.conn is not None
+        bot_id, visitor = self.conn.bot_id, self.conn.chat_id
+        await webchat.sign_out(self.chat.ctx, self.merchant.id, bot_id, visitor)
+        self.account_id = None
+        tabs = {self.conn, *self.chat.sender.connections(bot_id, visitor)}
+        for conn in tabs:
+            self.chat.sender.detach(conn)
+            await conn.push({"type": "signed_out"})
+        for conn in tabs:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await conn.ws.close()
+        log.info("web chat visitor signed out", extra={"merchant_id": self.merchant.id})
 
     async def _dispatch(self, frame: Incoming) -> list[str]:
         assert self.conn is not None
@@ -157,6 +183,11 @@ class Session:
         if reply.toast:
             await self._send({"type": "toast", "text": reply.toast})
         return queued
+
+
+def idle_limit(chat: WebChat) -> timedelta:
+    """How long a visitor may stay away before their token stops working."""
+    return timedelta(days=chat.settings.web_chat_idle_days)
 
 
 def client_ip(request: web.Request, trusted_proxy: bool) -> str | None:

@@ -2,12 +2,14 @@
 
 Client -> server (JSON text frames): `hello` (visitor token, last message id seen,
 language, deep-link payload), `start`, `text`, `button` (action and the id of the
-message it sits on), `ping`; a photo is one binary frame: a JSON header line
-(`{"type": "photo", "ref": ...}` and a newline) followed by the image bytes.
+message it sits on), `sign_out` (forget this visitor: the token stops working), `ping`;
+a photo is one binary frame: a JSON header line (`{"type": "photo", "ref": ...}` and a
+newline) followed by the image bytes.
 Each frame the client wants acknowledged carries its own `ref`.
 
 Server -> client: `hello`, `message` (one saved outgoing row), `toast`, `ack`,
-`error` (a code the widget words in the visitor's language), `pong`.
+`error` (a code the widget words in the visitor's language), `pong`, `signed_out` (to
+every open tab of a visitor who signed out, before their sockets close: drop what you keep).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class FrameError(Exception):
 class Incoming:
     """One checked client frame."""
 
-    type: str  # hello | start | text | button | photo | ping
+    type: str  # hello | start | text | button | photo | sign_out | ping
     ref: str | None = None
     text: str | None = None
     action: str | None = None
@@ -95,6 +97,8 @@ def parse_text(raw: str) -> Incoming:
         raise FrameError("malformed")
     if kind == "start":
         return Incoming("start", ref=ref, payload=_opt(data, "payload", PAYLOAD, ref))
+    if kind == "sign_out":
+        return Incoming("sign_out", ref=ref)
     if kind == "text":
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():

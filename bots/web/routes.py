@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import html
+import json
 import weakref
 from collections.abc import AsyncIterator
 from functools import cache
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
+from jinja2 import Environment, Template
 
+from bots.dialog.texts import Texts, catalogue
 from bots.web import identity
-from bots.web.channel import chat_socket
+from bots.web.channel import chat_socket, idle_limit
 from bots.web.setup import WEB_CHAT, WebChat
 from core.services import webchat
 
@@ -34,8 +36,16 @@ def _version() -> str:
 
 
 @cache
-def _page_template() -> str:
-    return (STATIC / "widget.html").read_text(encoding="utf-8")
+def _page_template() -> Template:
+    env = Environment(autoescape=True)
+    return env.from_string((STATIC / "widget.html").read_text(encoding="utf-8"))
+
+
+@cache
+def widget_texts(lang: str) -> dict[str, str]:
+    """The widget's own words in one language, from the texts catalogue (`widget.*`)."""
+    texts = Texts(lang)
+    return {key.removeprefix("widget."): texts(key) for key in catalogue("ru") if key.startswith("widget.")}
 
 
 def _frame_ancestors(chat: WebChat) -> str:
@@ -47,11 +57,11 @@ async def page(request: web.Request) -> web.Response:
     chat = request.app[WEB_CHAT]
     merchant = await chat.merchant(request.match_info["merchant"])
     lang = "en" if request.headers.get("Accept-Language", "").lower().startswith("en") else "ru"
-    body = (_page_template()
-            .replace("{{lang}}", lang)
-            .replace("{{merchant_name}}", html.escape(merchant.name))
-            .replace("{{slug}}", html.escape(merchant.slug))
-            .replace("{{version}}", _version()))
+    texts = widget_texts(lang)
+    # A JSON data block the widget reads ("<" escaped: no text can end the element early).
+    texts_json = json.dumps(texts, ensure_ascii=False).replace("<", "\\u003c")
+    body = _page_template().render(lang=lang, merchant_name=merchant.name, slug=merchant.slug,
+                                   version=_version(), t=texts, texts_json=texts_json)
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers={
         "Content-Security-Policy": (
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -71,7 +81,8 @@ async def media(request: web.Request) -> web.Response:
     visitor = identity.visitor_id(chat.ctx.secrets, merchant.id, request.headers.get(VISITOR_HEADER))
     if visitor is None or len(media_id) > MEDIA_ID_MAX:
         raise web.HTTPNotFound(text="no such picture")
-    account = await webchat.find_account(chat.ctx, merchant.id, webchat.web_bot_id(merchant.id), visitor)
+    account = (await webchat.visit(chat.ctx, merchant.id, webchat.web_bot_id(merchant.id), visitor,
+                                   idle_limit(chat))).account_id
     if account is None or not await webchat.holds_media(chat.ctx, account, media_id):
         raise web.HTTPNotFound(text="no such picture")
     found = await chat.dialog.deps.media.get(merchant.id, media_id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, or_, select
+from sqlalchemy import String, and_, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db.models import Bot, ChannelAccount, ChatMessage, Merchant, OutgoingMessage
@@ -13,6 +14,10 @@ from core.services.context import CoreContext
 
 CHANNEL = "web"
 SKIPPED = ("failed", "blocked")  # rows that never reached the person are not part of the thread
+# A signed-out visitor's account keeps its thread and customer (for the inbox and the books) under
+# its visitor id with this mark: the token that named it finds nothing, and is refused.
+SIGNED_OUT = "~out"
+SEEN_STEP = timedelta(minutes=1)  # a visit refreshes `last_seen_at` at most this often
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,61 @@ async def find_account(ctx: CoreContext, merchant_id: str, bot_id: str, visitor:
         return await session.scalar(select(ChannelAccount.id).where(
             ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
             ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor))
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What a visitor's token opens now."""
+
+    account_id: str | None  # their account, if they ever wrote (None once signed out)
+    ended: bool  # signed out, or silent too long: the token is refused and a new identity is due
+
+
+async def visit(ctx: CoreContext, merchant_id: str, bot_id: str, visitor: str, idle: timedelta) -> Visit:
+    """A visitor coming back: their account, unless they signed out or were away longer than `idle`.
+
+    Away too long signs them out now (a forgotten browser on a shared computer stops opening
+    the customer's card); a visit keeps `last_seen_at` fresh, so reading counts as being here.
+    """
+    async with ctx.db.read() as session:
+        rows = (await session.execute(select(
+            ChannelAccount.id, ChannelAccount.external_user_id, ChannelAccount.last_seen_at,
+            ChannelAccount.created_at).where(
+            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
+            ChannelAccount.bot_id == bot_id,
+            ChannelAccount.external_user_id.in_((visitor, visitor + SIGNED_OUT))))).all()
+    if any(row.external_user_id != visitor for row in rows):
+        return Visit(None, ended=True)
+    if not rows:
+        return Visit(None, ended=False)
+    row, now = rows[0], ctx.now()
+    seen = row.last_seen_at or row.created_at
+    if now - seen > idle:
+        await sign_out(ctx, merchant_id, bot_id, visitor)
+        return Visit(None, ended=True)
+    if now - seen >= SEEN_STEP:
+        async with ctx.uow() as uow:
+            await uow.session.execute(update(ChannelAccount).where(ChannelAccount.id == row.id)
+                                      .values(last_seen_at=now))
+            await uow.commit()
+    return Visit(row.id, ended=False)
+
+
+async def sign_out(ctx: CoreContext, merchant_id: str, bot_id: str, visitor: str) -> str | None:
+    """End a visitor's identity: their token opens nothing from now on; returns the account id.
+
+    The account stays (its thread, its customer link, its consents: the business's records)
+    but no longer answers to the token, gets no notices (blocked) and no chat to push to.
+    """
+    async with ctx.uow() as uow:
+        account_id = await uow.session.scalar(
+            update(ChannelAccount).where(
+                ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
+                ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor)
+            .values(external_user_id=visitor + SIGNED_OUT, chat_id=None, blocked_at=ctx.now())
+            .returning(ChannelAccount.id))
+        await uow.commit()
+    return account_id
 
 
 async def thread(ctx: CoreContext, account_id: str, after: str | None, limit: int = 100) -> list[ThreadRow]:

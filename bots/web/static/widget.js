@@ -5,42 +5,19 @@
 (function () {
   "use strict";
 
-  var STRINGS = {
-    ru: {
-      thread: "Переписка", choices: "Варианты ответа", welcome: "Здесь можно получить карту, посмотреть бонусы и написать нам.",
-      start: "Начать", message: "Сообщение", phone: "Номер телефона", send: "Отправить",
-      attach: "Прикрепить фото", photo: "Фото", image: "Изображение", sending: "Отправляется…",
-      failed: "Не отправлено", connecting: "Подключаемся…", offline: "Нет связи. Переподключимся через {s} с…",
-      online: "", malformed: "Сообщение не понято.", too_long: "Сообщение слишком длинное.",
-      photo_too_large: "Фото больше 5 МБ.", photo_type: "Можно отправить только фото (JPEG или PNG).",
-      slow_down: "Слишком часто. Подождите немного.", internal: "Что-то пошло не так. Попробуйте ещё раз.",
-      unknown_type: "Сообщение не понято.", hello_first: "Подключаемся…", renewed: "Начинаем новый разговор.",
-      opens_new: "(откроется в новой вкладке)"
-    },
-    en: {
-      thread: "Conversation", choices: "Quick replies", welcome: "Get your card, check your points and write to us.",
-      start: "Start", message: "Message", phone: "Phone number", send: "Send",
-      attach: "Attach a photo", photo: "Photo", image: "Image", sending: "Sending…",
-      failed: "Not sent", connecting: "Connecting…", offline: "No connection. Retrying in {s} s…",
-      online: "", malformed: "The message was not understood.", too_long: "The message is too long.",
-      photo_too_large: "The photo is larger than 5 MB.", photo_type: "Only photos (JPEG or PNG) can be sent.",
-      slow_down: "Too fast. Please wait a moment.", internal: "Something went wrong. Please try again.",
-      unknown_type: "The message was not understood.", hello_first: "Connecting…", renewed: "Starting a new conversation.",
-      opens_new: "(opens in a new tab)"
-    }
-  };
   var MAX_PHOTO = 5 * 1024 * 1024;
   var MAX_SIDE = 1600;
   var KEEP = 200;
 
-  var lang = /^en\b/i.test(navigator.language || "") ? "en" : "ru";
-  var T = STRINGS[lang];
+  // The words are the server's (the texts catalogue, in the page's language).
+  var T = JSON.parse(document.getElementById("widget-texts").textContent);
   var slug = document.body.getAttribute("data-slug");
   var base = "/chat/" + encodeURIComponent(slug);
   var startPayload = new URLSearchParams(location.search).get("start");
   var $ = function (id) { return document.getElementById(id); };
   var threadEl = $("thread"), input = $("input"), composer = $("composer"), startBox = $("start-box");
   var statusEl = $("status"), toastEl = $("toast"), choicesEl = $("choices"), photoInput = $("photo");
+  var signOutButton = $("sign-out");
 
   /* ---------- storage (localStorage may be blocked: then memory only) ---------- */
   var memory = {};
@@ -59,14 +36,8 @@
   var prompt = null;                // the current reply prompt {kind, choices}
   var pending = [];                 // frames waiting for an ack: {ref, frame, blob, el}
   var ws = null, ready = false, attempts = 0, timer = null, images = {};
+  var restart = false;              // signed out: the closing socket is followed at once by a new one
 
-  function applyLanguage() {
-    document.documentElement.lang = lang;
-    document.querySelectorAll("[data-i18n]").forEach(function (el) { el.textContent = T[el.getAttribute("data-i18n")]; });
-    document.querySelectorAll("[data-i18n-label]").forEach(function (el) { el.setAttribute("aria-label", T[el.getAttribute("data-i18n-label")]); });
-    document.querySelectorAll("[data-i18n-title]").forEach(function (el) { el.title = T[el.getAttribute("data-i18n-title")]; });
-    document.querySelectorAll("[data-i18n-placeholder]").forEach(function (el) { el.placeholder = T[el.getAttribute("data-i18n-placeholder")]; });
-  }
 
   function newRef() {
     var a = new Uint8Array(12);
@@ -294,6 +265,7 @@
     };
     ws.onclose = function () {
       ready = false;
+      if (restart) { restart = false; clearTimeout(timer); connect(); return; }
       var delay = Math.min(30000, 1000 * Math.pow(2, attempts++)) * (0.5 + Math.random() / 2);
       setStatus(T.offline.replace("{s}", Math.ceil(delay / 1000)));
       clearTimeout(timer);
@@ -317,6 +289,7 @@
       setStatus(T.online);
       if (f.empty && items.length === 0 && pending.length === 0) { startBox.hidden = false; composer.hidden = true; }
       else showComposer();
+      signOutButton.hidden = !!f.empty;
       pending.forEach(transmit);
     },
     message: onMessage,
@@ -326,11 +299,24 @@
       if (f.ref && settle(f.ref, f.code)) { showToast(T[f.code] || T.internal); return; }
       showToast(T[f.code] || T.internal);
     },
+    signed_out: function () { forget(); showToast(T.signed_out); },
     pong: function () {}
   };
 
+  // Signed out (here or in another tab): nothing of this visitor stays on the device; the
+  // socket closes and the reconnect says hello as someone new.
+  function forget() {
+    visitor = null; items = []; lastId = null; pending = [];
+    threadEl.textContent = ""; setPrompt(null); signOutButton.hidden = true;
+    composer.hidden = true; startBox.hidden = true;
+    ["visitor", "thread", "last", "pending", "prompt"].forEach(function (k) {
+      delete memory[k];
+      try { localStorage.removeItem("kartochka:" + slug + ":" + k); } catch (e) { /* memory only */ }
+    });
+    attempts = 0; restart = true;
+  }
+
   /* ---------- wiring ---------- */
-  applyLanguage();
   var saved = load("pending", []);
   items.forEach(function (m) {
     var li = document.createElement("li");
@@ -358,6 +344,10 @@
     input.focus();
   });
   $("attach").addEventListener("click", function () { photoInput.click(); });
+  signOutButton.addEventListener("click", function () {
+    if (!ready || !window.confirm(T.sign_out_confirm)) return;
+    ws.send(JSON.stringify({ type: "sign_out", ref: newRef() }));
+  });
   photoInput.addEventListener("change", function () {
     if (photoInput.files && photoInput.files[0]) sendPhoto(photoInput.files[0]);
     photoInput.value = "";

@@ -109,6 +109,21 @@ async def test_register_by_sms_code_then_the_thread_survives_a_reload(server, br
     log = page.get_by_role("log")
     await expect(log).to_contain_text("Ждём вас в кофейне сегодня!")
     await expect(log.locator(".msg--bot")).to_have_count(bot_messages + 3)
+
+    # Signing out (after a confirmation) empties this tab and the other one, and the device
+    # starts again as a new visitor: the old token is gone from storage.
+    other = await context.new_page()
+    await other.goto(str(server.make_url("/chat/coffee")))
+    await expect(other.get_by_role("log")).to_contain_text("Ждём вас в кофейне сегодня!")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Выйти").click()
+    for tab in (page, other):
+        await expect(tab.get_by_role("alert")).to_contain_text("Вы вышли")
+        await expect(tab.get_by_role("log").locator(".msg")).to_have_count(0)
+        await expect(tab.get_by_role("button", name="Начать")).to_be_visible()
+        await expect(tab.get_by_role("button", name="Выйти")).to_be_hidden()
+    fresh = await page.evaluate("() => JSON.parse(localStorage.getItem('kartochka:coffee:visitor'))")
+    assert fresh and fresh != token
     await context.close()
 
 

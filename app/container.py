@@ -13,14 +13,13 @@ from app.metrics import Metrics
 from core.config import Settings
 from core.db.engine import Database
 from core.db.migrate import upgrade
-from core.db.models import OutboxEvent
 from core.db.uow import EVENTS
 from core.ports import Clock, SystemClock
 from core.secrets_store import SecretBox, load_secret_key
 from core.services import jobs
 from core.services.apikeys import KeyAuthenticator
 from core.services.context import CoreContext
-from core.services.outbox import Outbox, wait_for_event
+from core.services.outbox import Outbox, StoredEvent, wait_for_event
 
 log = logging.getLogger("kartochka.app")
 LEADER_KEY = 0x6B617274  # "kart": the advisory lock of the one leader process
@@ -129,7 +128,7 @@ async def build_core(settings: Settings, clock: Clock | None = None, *, migrate:
     ctx.on_commit(EVENTS, outbox.kick)
     metrics = Metrics()
 
-    async def count_event(event: OutboxEvent) -> None:
+    async def count_event(event: StoredEvent) -> None:
         metrics.events.labels(event.type).inc()
 
     outbox.register("metrics", count_event)

@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError
 
 from bots.dialog.texts import Texts, catalogue
-from core.db.models import OutboxEvent
 from core.errors import ConfigurationError
 from core.ports import SmsFailed, SmsGateway
 from core.services.context import CoreContext
 from core.services.notices import Recipient, may_advertise, recipient, recipients, sale_figures
+from core.services.outbox import StoredEvent
 from core.services.outgoing import MARKETING, REPLY, SERVICE, NewOutgoing, enqueue
 
 log = logging.getLogger("kartochka.notifications")
@@ -58,7 +58,7 @@ class Notifications:
         self.sms = sms
         self.quiet_start = quiet_start
         self.quiet_end = quiet_end
-        self.handlers: dict[str, Callable[[OutboxEvent, Recipient], Awaitable[None]]] = {
+        self.handlers: dict[str, Callable[[StoredEvent, Recipient], Awaitable[None]]] = {
             "PurchaseRegistered": self.purchase,
             "PointsActivated": self.activated,
             "TierChanged": self.tier_changed,
@@ -69,20 +69,20 @@ class Notifications:
         }
         self._recipients: dict[tuple[str, str], Recipient | None] = {}  # of the batch in hand
 
-    def _addressee(self, event: OutboxEvent) -> str | None:
+    def _addressee(self, event: StoredEvent) -> str | None:
         """The customer an event would be told to, when it is one we tell anyone of."""
         if event.type not in self.handlers:
             return None
         customer_id = (event.payload or {}).get("customer_id") or event.customer_id
         return str(customer_id) if customer_id else None
 
-    async def prepare(self, events: list[OutboxEvent]) -> None:
+    async def prepare(self, events: list[StoredEvent]) -> None:
         """Find the recipients of a whole batch of events in two queries (the drain keeps up)."""
         wanted = {(event.merchant_id, customer_id) for event in events
                   if (customer_id := self._addressee(event)) is not None}
         self._recipients = await recipients(self.ctx, wanted) if wanted else {}
 
-    async def handle(self, event: OutboxEvent) -> None:
+    async def handle(self, event: StoredEvent) -> None:
         """Queue the message one event causes (most events cause none)."""
         customer_id = self._addressee(event)
         if customer_id is None:
@@ -114,7 +114,7 @@ class Notifications:
         return priority != MARKETING or await may_advertise(self.ctx, to.merchant_id,
                                                            to.customer_id)
 
-    async def queue(self, event: OutboxEvent, to: Recipient, name: str, *,
+    async def queue(self, event: StoredEvent, to: Recipient, name: str, *,
                     priority: int = SERVICE, quiet: bool = False, **context: Any) -> bool:
         """Queue the text `notify.<name>` for the recipient's account; False when there is none."""
         if to.account_id is None or to.bot_id is None or to.chat_id is None:
@@ -135,7 +135,7 @@ class Notifications:
         at = datetime.fromisoformat(value) if isinstance(value, str) else value
         return at.astimezone(ZoneInfo(to.timezone))
 
-    async def purchase(self, event: OutboxEvent, to: Recipient) -> None:
+    async def purchase(self, event: StoredEvent, to: Recipient) -> None:
         figures = await sale_figures(self.ctx, event.merchant_id, event.payload["purchase_id"])
         if figures is None or not (figures.accrued or figures.redeemed or figures.bonus):
             return
@@ -144,11 +144,11 @@ class Notifications:
                          available_at=self.local(to, figures.available_at)
                          if figures.available_at else None)
 
-    async def activated(self, event: OutboxEvent, to: Recipient) -> None:
+    async def activated(self, event: StoredEvent, to: Recipient) -> None:
         await self.queue(event, to, "activated", quiet=True, amount=Decimal(event.payload["points"]),
                          balance=to.available)
 
-    async def tier_changed(self, event: OutboxEvent, to: Recipient) -> None:
+    async def tier_changed(self, event: StoredEvent, to: Recipient) -> None:
         tiers = [tier.id for tier in to.program.tiers]
         names = {tier.id: tier.name for tier in to.program.tiers}
         new, old = event.payload["to"], event.payload.get("from")
@@ -159,11 +159,11 @@ class Notifications:
         # delay only reminders and marketing).
         await self.queue(event, to, "tier_up" if up else "tier_down", tier=names[new])
 
-    async def expiring(self, event: OutboxEvent, to: Recipient) -> None:
+    async def expiring(self, event: StoredEvent, to: Recipient) -> None:
         await self.queue(event, to, "expiring", quiet=True, amount=Decimal(event.payload["points"]),
                          day=self.local(to, event.payload["expires_at"]).date())
 
-    async def bonus(self, event: OutboxEvent, to: Recipient) -> None:
+    async def bonus(self, event: StoredEvent, to: Recipient) -> None:
         mechanic = event.payload.get("mechanic") or "other"
         if mechanic in TOLD_ELSEWHERE:
             return
@@ -173,11 +173,11 @@ class Notifications:
                          reason=self.texts(to)(f"notify.{reason}")
                          if f"notify.{reason}" in catalogue("ru") else None)
 
-    async def referral(self, event: OutboxEvent, to: Recipient) -> None:
+    async def referral(self, event: StoredEvent, to: Recipient) -> None:
         await self.queue(event, to, "referral", quiet=True, amount=Decimal(event.payload["points"]),
                          level=int(event.payload.get("level") or 1), balance=to.available)
 
-    async def redemption_code(self, event: OutboxEvent, to: Recipient) -> None:
+    async def redemption_code(self, event: StoredEvent, to: Recipient) -> None:
         """The code a till asks for: at once, as a reply; by SMS when no messenger is reachable."""
         expires = self.local(to, event.payload["expires_at"])
         if expires <= self.ctx.now():

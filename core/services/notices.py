@@ -59,8 +59,10 @@ async def recipients(ctx: CoreContext, wanted: set[tuple[str, str]]
     """
     customer_ids = {customer_id for _merchant, customer_id in wanted}
     async with ctx.db.read() as session:
-        customers = {(c.merchant_id, c.id): c for c in await session.scalars(select(Customer).where(
-            Customer.id.in_(customer_ids), Customer.deleted_at.is_(None)))}
+        customers = {(c.merchant_id, c.id): c for c in (await session.execute(select(
+            Customer.merchant_id, Customer.id, Customer.phone, Customer.available_cp,
+            Customer.pending_cp).where(Customer.id.in_(customer_ids),
+                                       Customer.deleted_at.is_(None)))).all()}
         accounts = (await session.execute(
             select(ChannelAccount.merchant_id, ChannelAccount.customer_id, ChannelAccount.id,
                    ChannelAccount.bot_id, ChannelAccount.chat_id, ChannelAccount.locale,
@@ -73,12 +75,15 @@ async def recipients(ctx: CoreContext, wanted: set[tuple[str, str]]
     for row in sorted(accounts, key=_preference):
         best.setdefault((row.merchant_id, row.customer_id), row)
     found: dict[tuple[str, str], Recipient | None] = {}
+    merchants: dict[str, tuple[Any, Program]] = {}
     for key in wanted:
         customer = customers.get(key)
         if customer is None:  # unknown, another merchant's, or deleted
             found[key] = None
             continue
-        merchant, program = await merchant_and_program(ctx, key[0])
+        if key[0] not in merchants:
+            merchants[key[0]] = await merchant_and_program(ctx, key[0])
+        merchant, program = merchants[key[0]]
         account = best.get(key)
         found[key] = Recipient(
             merchant_id=key[0], customer_id=key[1], phone=customer.phone,

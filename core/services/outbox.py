@@ -12,23 +12,45 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
+from core.db.base import table_of
+from core.db.fastload import fetch_rows
 from core.db.models import OutboxEvent, OutboxOffset
 from core.db.uow import UnitOfWork
 from core.services.context import CoreContext
 
 log = logging.getLogger("kartochka.outbox")
-EventHandler = Callable[[OutboxEvent], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One outbox event as its consumers get it (a plain record: read once, shared by all)."""
+
+    id: int
+    merchant_id: str
+    customer_id: str | None
+    type: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+EventHandler = Callable[[StoredEvent], Awaitable[None]]
 # Called with each batch before its events are handled one by one: a consumer may load
 # what the whole batch needs in a few queries (the drain keeps up under load).
-BatchHook = Callable[[list[OutboxEvent]], Awaitable[None]]
+BatchHook = Callable[[list[StoredEvent]], Awaitable[None]]
 # An id gap younger than this may be a transaction still committing (PostgreSQL
 # hands out ids before commit); older gaps are rollbacks and are skipped.
 GAP_GRACE = timedelta(seconds=5)
 BATCH = 200
+_EVENTS = table_of(OutboxEvent)
+_BATCH_AFTER = (select(_EVENTS.c.id, _EVENTS.c.merchant_id, _EVENTS.c.customer_id, _EVENTS.c.type,
+                       _EVENTS.c.payload, _EVENTS.c.occurred_at)
+                .where(_EVENTS.c.id > bindparam("after")).order_by(_EVENTS.c.id).limit(BATCH))
 
 
 class Outbox:
@@ -56,19 +78,27 @@ class Outbox:
         """Hand every new event to every consumer; returns how many deliveries were made."""
         async with self._lock:
             delivered = 0
+            # Consumers that keep up read the same batches: each is read once this round.
+            batches: dict[int, list[StoredEvent]] = {}
             for name, handle in self.consumers.items():
-                delivered += await self._drain_one(name, handle)
+                delivered += await self._drain_one(name, handle, batches)
             return delivered
 
-    async def _drain_one(self, name: str, handle: EventHandler) -> int:
+    async def _batch(self, after: int, batches: dict[int, list[StoredEvent]]) -> list[StoredEvent]:
+        """The events after id `after` (at most BATCH), read once per drain round."""
+        found = batches.get(after)
+        if found is None:
+            async with self.ctx.db.read() as session:
+                rows = await fetch_rows(session, _BATCH_AFTER, {"after": after})
+            found = batches[after] = [StoredEvent(*row) for row in rows]
+        return found
+
+    async def _drain_one(self, name: str, handle: EventHandler,
+                         batches: dict[int, list[StoredEvent]]) -> int:
         delivered = 0
         position = await self._position(name)
         while not self._stop.is_set():  # a stop lets the batch in hand finish, then returns
-            async with self.ctx.db.read() as session:
-                events = list(await session.scalars(
-                    select(OutboxEvent).where(OutboxEvent.id > position)
-                    .order_by(OutboxEvent.id).limit(BATCH)
-                ))
+            events = await self._batch(position, batches)
             if not events:
                 return delivered
             prepare = self.prepares.get(name)

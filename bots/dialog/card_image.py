@@ -74,7 +74,7 @@ def _png(image: Image.Image) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _base(merchant: str, caption: str) -> Image.Image:
+def _base(merchant: str) -> Image.Image:
     """What every card of a merchant shares: the header with its name (drawn once, copied)."""
     image = Image.new("L", (WIDTH, HEIGHT), PAPER)
     draw = ImageDraw.Draw(image)
@@ -108,7 +108,7 @@ def render_card(number: str, *, merchant: str, balance: str, tier: str,
                 caption: str = "") -> bytes:
     """The card PNG: `balance` and `tier` are finished lines in the customer's language
     ("Баланс: 5 бонусов"), `caption` a small label above the number ("Карта")."""
-    image = _base(merchant, caption).copy()
+    image = _base(merchant).copy()
     qr = qr_image(number, QR_SIZE)
     top = HEADER + (HEIGHT - HEADER - qr.height) // 2
     image.paste(qr, (MARGIN // 2, top))

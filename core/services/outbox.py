@@ -47,6 +47,10 @@ BatchHook = Callable[[list[StoredEvent]], Awaitable[None]]
 # hands out ids before commit); older gaps are rollbacks and are skipped.
 GAP_GRACE = timedelta(seconds=5)
 BATCH = 200
+# After a kick the drain waits this long for more: under a steady stream of sales one round
+# hands on the events of several (a round costs a few queries, whatever its size); a notice
+# is this much later, which no customer notices.
+LINGER_SECONDS = 0.05
 _EVENTS = table_of(OutboxEvent)
 _BATCH_AFTER = (select(_EVENTS.c.id, _EVENTS.c.merchant_id, _EVENTS.c.customer_id, _EVENTS.c.type,
                        _EVENTS.c.payload, _EVENTS.c.occurred_at)
@@ -56,9 +60,11 @@ _BATCH_AFTER = (select(_EVENTS.c.id, _EVENTS.c.merchant_id, _EVENTS.c.customer_i
 class Outbox:
     """In-process drain; `kick()` after a commit, `run()` in the background."""
 
-    def __init__(self, ctx: CoreContext, poll_seconds: float = 2.0) -> None:
+    def __init__(self, ctx: CoreContext, poll_seconds: float = 2.0,
+                 linger_seconds: float = LINGER_SECONDS) -> None:
         self.ctx = ctx
         self.poll_seconds = poll_seconds
+        self.linger_seconds = linger_seconds
         self.consumers: dict[str, EventHandler] = {}
         self.prepares: dict[str, BatchHook] = {}
         self._wake = asyncio.Event()
@@ -80,8 +86,9 @@ class Outbox:
             delivered = 0
             # Consumers that keep up read the same batches: each is read once this round.
             batches: dict[int, list[StoredEvent]] = {}
+            positions = await self._positions()
             for name, handle in self.consumers.items():
-                delivered += await self._drain_one(name, handle, batches)
+                delivered += await self._drain_one(name, handle, positions[name], batches)
             return delivered
 
     async def _batch(self, after: int, batches: dict[int, list[StoredEvent]]) -> list[StoredEvent]:
@@ -93,10 +100,9 @@ class Outbox:
             found = batches[after] = [StoredEvent(*row) for row in rows]
         return found
 
-    async def _drain_one(self, name: str, handle: EventHandler,
+    async def _drain_one(self, name: str, handle: EventHandler, position: int,
                          batches: dict[int, list[StoredEvent]]) -> int:
         delivered = 0
-        position = await self._position(name)
         while not self._stop.is_set():  # a stop lets the batch in hand finish, then returns
             events = await self._batch(position, batches)
             if not events:
@@ -144,14 +150,22 @@ class Outbox:
         del self._gaps[(name, missing)]
         return True
 
-    async def _position(self, name: str) -> int:
-        async with UnitOfWork(self.ctx.db) as uow:  # no after-commit kick: it would wake us
-            row = await uow.session.get(OutboxOffset, name)
-            if row is None:
-                uow.session.add(OutboxOffset(consumer=name, last_event_id=0, updated_at=self.ctx.now()))
+    async def _positions(self) -> dict[str, int]:
+        """Where every consumer stands: one read per round (another process may have moved
+        them); a consumer new to the database starts at 0."""
+        async with self.ctx.db.read() as session:
+            rows = (await session.execute(
+                select(OutboxOffset.consumer, OutboxOffset.last_event_id))).all()
+        found = {consumer: position for consumer, position in rows}
+        missing = [name for name in self.consumers if name not in found]
+        if missing:
+            async with UnitOfWork(self.ctx.db) as uow:  # no after-commit kick: it would wake us
+                for name in missing:
+                    uow.session.add(OutboxOffset(consumer=name, last_event_id=0,
+                                                 updated_at=self.ctx.now()))
                 await uow.commit()
-                return 0
-            return row.last_event_id
+            found.update(dict.fromkeys(missing, 0))
+        return found
 
     async def _advance(self, name: str, old: int, new: int) -> None:
         async with UnitOfWork(self.ctx.db) as uow:
@@ -163,7 +177,8 @@ class Outbox:
             await uow.commit()
 
     async def run(self) -> None:
-        """Drain on every kick, and every few seconds for events other processes wrote.
+        """Drain on every kick (gathering what comes within LINGER_SECONDS), and every few
+        seconds for events other processes wrote.
 
         Returns after `stop()`, between database calls: a task cancelled in the middle of
         one can leave its connection half closed (see app/container.py, Core.close).
@@ -171,6 +186,8 @@ class Outbox:
         try:
             while not self._stop.is_set():
                 await wait_for_event(self._wake, self.poll_seconds)
+                if self.linger_seconds and not self._stop.is_set():
+                    await wait_for_event(self._stop, self.linger_seconds)
                 self._wake.clear()
                 if self._stop.is_set():
                     break

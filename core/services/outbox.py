@@ -81,62 +81,68 @@ class Outbox:
         self._wake.set()
 
     async def drain(self) -> int:
-        """Hand every new event to every consumer; returns how many deliveries were made."""
+        """Hand every new event to every consumer; returns how many deliveries were made.
+
+        Consumers go in step: the batch after the position furthest behind is read once and
+        handed to every consumer standing there, then dropped (one batch in memory, however
+        long the backlog). A consumer leaves the round when it is up to date, fails, or
+        meets a gap that may still fill; the others go on.
+        """
         async with self._lock:
             delivered = 0
-            # Consumers that keep up read the same batches: each is read once this round.
-            batches: dict[int, list[StoredEvent]] = {}
             positions = await self._positions()
-            for name, handle in self.consumers.items():
-                delivered += await self._drain_one(name, handle, positions[name], batches)
+            going = list(self.consumers)
+            while going and not self._stop.is_set():  # a stop lets the batch in hand finish
+                after = min(positions[name] for name in going)
+                events = await self._read_after(after)
+                if not events:
+                    break  # the furthest behind is up to date, so is everyone
+                for name in [name for name in going if positions[name] == after]:
+                    position, handed, more = await self._hand_on(name, after, events)
+                    delivered += handed
+                    positions[name] = position
+                    if not more:
+                        going.remove(name)
             return delivered
 
-    async def _batch(self, after: int, batches: dict[int, list[StoredEvent]]) -> list[StoredEvent]:
-        """The events after id `after` (at most BATCH), read once per drain round."""
-        found = batches.get(after)
-        if found is None:
-            async with self.ctx.db.read() as session:
-                rows = await fetch_rows(session, _BATCH_AFTER, {"after": after})
-            found = batches[after] = [StoredEvent(*row) for row in rows]
-        return found
+    async def _read_after(self, after: int) -> list[StoredEvent]:
+        """The events after id `after`, at most BATCH, oldest first."""
+        async with self.ctx.db.read() as session:
+            rows = await fetch_rows(session, _BATCH_AFTER, {"after": after})
+        return [StoredEvent(*row) for row in rows]
 
-    async def _drain_one(self, name: str, handle: EventHandler, position: int,
-                         batches: dict[int, list[StoredEvent]]) -> int:
-        delivered = 0
-        while not self._stop.is_set():  # a stop lets the batch in hand finish, then returns
-            events = await self._batch(position, batches)
-            if not events:
-                return delivered
-            prepare = self.prepares.get(name)
-            if prepare is not None:
-                try:
-                    await prepare(events)
-                except Exception:
-                    log.exception("outbox consumer failed to prepare a batch; will retry",
-                                  extra={"consumer": name, "event_id": events[0].id})
-                    return delivered
-            start = position
-            stop = False
-            for event in events:
-                if event.id != position + 1 and not self._gap_expired(name, position + 1):
-                    stop = True
-                    break
-                try:
-                    await handle(event)
-                except Exception:
-                    log.exception("outbox consumer failed; will retry",
-                                  extra={"consumer": name, "event_id": event.id,
-                                         "merchant_id": event.merchant_id})
-                    stop = True
-                    break
-                position = event.id
-                delivered += 1
-            if position != start:
-                # Once per batch: a crash re-delivers at most one batch (consumers are idempotent).
-                await self._advance(name, start, position)
-            if stop:
-                return delivered
-        return delivered
+    async def _hand_on(self, name: str, position: int, events: list[StoredEvent]
+                       ) -> tuple[int, int, bool]:
+        """One consumer through one batch: (its new position, events handed on, whether to
+        go on this round)."""
+        prepare = self.prepares.get(name)
+        if prepare is not None:
+            try:
+                await prepare(events)
+            except Exception:
+                log.exception("outbox consumer failed to prepare a batch; will retry",
+                              extra={"consumer": name, "event_id": events[0].id})
+                return position, 0, False
+        handle = self.consumers[name]
+        start, handed, more = position, 0, True
+        for event in events:
+            if event.id != position + 1 and not self._gap_expired(name, position + 1):
+                more = False
+                break
+            try:
+                await handle(event)
+            except Exception:
+                log.exception("outbox consumer failed; will retry",
+                              extra={"consumer": name, "event_id": event.id,
+                                     "merchant_id": event.merchant_id})
+                more = False
+                break
+            position = event.id
+            handed += 1
+        # Once per batch: a crash re-delivers at most one batch (consumers are idempotent).
+        if position != start and not await self._advance(name, start, position):
+            return position, handed, False  # another process moved it: next round reads it anew
+        return position, handed, more
 
     def _gap_expired(self, name: str, missing: int) -> bool:
         """A missing id is waited for GAP_GRACE from when it was first noticed, then skipped.
@@ -167,14 +173,17 @@ class Outbox:
             found.update(dict.fromkeys(missing, 0))
         return found
 
-    async def _advance(self, name: str, old: int, new: int) -> None:
+    async def _advance(self, name: str, old: int, new: int) -> bool:
+        """Move a consumer from `old` to `new`; False when it no longer stood at `old`."""
         async with UnitOfWork(self.ctx.db) as uow:
-            await uow.session.execute(
+            moved = await uow.session.scalar(
                 update(OutboxOffset).where(OutboxOffset.consumer == name,
                                            OutboxOffset.last_event_id == old)
                 .values(last_event_id=new, updated_at=self.ctx.now())
+                .returning(OutboxOffset.consumer)
             )
             await uow.commit()
+        return moved is not None
 
     async def run(self) -> None:
         """Drain on every kick (gathering what comes within LINGER_SECONDS), and every few

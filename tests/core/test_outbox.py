@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import RedeemExceedsLimit
 from core.services.customers import CustomerRef, RegisterCustomer, register_customer
-from core.services.outbox import Outbox
+from core.services.outbox import BATCH, Outbox
 from core.services.purchases import register_sale
 from core.services.sales_input import SaleInput
 
@@ -76,3 +76,47 @@ async def test_a_failing_consumer_retries_without_holding_back_others(core, merc
     assert len(good) == 1 and len(attempts) == 1
     await outbox.drain()
     assert attempts == [good[0][0], good[0][0]]  # retried the same event, once more
+
+
+async def test_a_backlog_longer_than_a_batch_reaches_every_consumer_in_order(core, merchant_id):
+    ctx = core.ctx
+    ahead, behind = [], []
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=PHONE))
+    first = Outbox(ctx)
+    first.register("ahead", _collector(ahead))
+    await first.drain()  # "ahead" stands past the first event; "behind" is added at 0 below
+    for i in range(120):  # two events each (points accrued, purchase): more than a batch in all
+        await register_sale(ctx, merchant_id, SaleInput(f"r{i}", 10_000, CustomerRef(phone=PHONE)))
+    outbox = Outbox(ctx)
+    outbox.register("ahead", _collector(ahead))
+    outbox.register("behind", _collector(behind))
+    delivered = await outbox.drain()
+    assert len(behind) == 1 + 120 * 2 > BATCH and len(ahead) == len(behind)
+    assert delivered == 120 * 2 + len(behind)
+    assert [i for i, _ in behind] == sorted(i for i, _ in behind) == [i for i, _ in ahead]
+    assert await outbox.drain() == 0
+
+
+async def test_a_round_another_process_overtook_records_nothing_and_stops(core, merchant_id):
+    """Two processes drain the same consumer: the one that loses the race to move its
+    position does not move it back, and its next round starts where the other left it."""
+    ctx = core.ctx
+    mine, theirs = [], []
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=PHONE))
+    await register_sale(ctx, merchant_id, SaleInput("r1", 100_000, CustomerRef(phone=PHONE)))
+    other = Outbox(ctx)
+    other.register("n", _collector(theirs))
+
+    async def slow(event) -> None:
+        if not mine:
+            await other.drain()  # the other process hands everything on meanwhile
+        mine.append(event.id)
+
+    outbox = Outbox(ctx)
+    outbox.register("n", slow)
+    await outbox.drain()
+    assert [i for i, _ in theirs] == mine  # delivered twice (at least once), but ...
+    await register_sale(ctx, merchant_id, SaleInput("r2", 50_000, CustomerRef(phone=PHONE)))
+    before = len(mine)
+    await outbox.drain()
+    assert len(mine) - before == 2  # ... only the new sale's events next time

@@ -211,7 +211,8 @@ class Bench:
             time.sleep(args.settle)
             result.outbox_backlog_end = outbox_backlog(server, args.pg_dsn)
             if result.outbox_backlog_after_closed is not None:
-                drained = (f"handed on in {result.outbox_drain_seconds} s before the open loop"
+                drained = ("none left" if not result.outbox_backlog_after_closed
+                           else f"handed on in {result.outbox_drain_seconds} s before the open loop"
                            if result.outbox_drain_seconds is not None
                            else f"not all handed on within {args.drain_wait:.0f} s")
                 print(f"  outbox events not yet drained: {result.outbox_backlog_after_closed} after the"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -104,6 +105,8 @@ class Session:
             return
         if self.conn is None:
             raise FrameError("hello_first", frame.ref)
+        if self.conn.ended:  # signed out (in this tab or another) a moment ago
+            raise FrameError("signed_out", frame.ref)
         if frame.type == "sign_out":
             await self._sign_out()
             return
@@ -135,6 +138,9 @@ class Session:
         await self.conn.push({"type": "hello", "visitor": token, "renewed": renewed,
                               "merchant": self.merchant.name})
         self.chat.sender.attach(self.conn)  # before reading the thread: nothing sent meanwhile is lost
+        if self.chat.sender.signed_out(self.bot_id, visitor):  # signed out while we looked it up
+            await self._end([self.conn])
+            return
         self.account_id = None if renewed or found is None else found.account_id
         rows = [] if self.account_id is None else await webchat.thread(
             ctx, self.account_id, None if renewed else frame.after)
@@ -145,20 +151,26 @@ class Session:
     async def _sign_out(self) -> None:
         """The visitor leaves this device: the token dies, and every open tab is told and closed.
 
-        The widget then drops its token and thread and starts afresh as a new visitor.
+        The widget then drops its token and thread and starts afresh as a new visitor. Tabs
+        open on other processes of a scaled-out deployment are not told; their token is
+        refused at their next `hello`, as everywhere.
         """
         assert self.conn is not None
         bot_id, visitor = self.conn.bot_id, self.conn.chat_id
+        tabs = {self.conn, *self.chat.sender.sign_out(bot_id, visitor)}
         await webchat.sign_out(self.chat.ctx, self.merchant.id, bot_id, visitor)
         self.account_id = None
-        tabs = {self.conn, *self.chat.sender.connections(bot_id, visitor)}
+        await self._end(tabs)
+        log.info("web chat visitor signed out", extra={"merchant_id": self.merchant.id})
+
+    async def _end(self, tabs: Iterable[Connection]) -> None:
+        """Tell each tab it is signed out (its last frame), then close it."""
         for conn in tabs:
             self.chat.sender.detach(conn)
-            await conn.push({"type": "signed_out"})
+            await conn.end({"type": "signed_out"})
         for conn in tabs:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await conn.ws.close()
-        log.info("web chat visitor signed out", extra={"merchant_id": self.merchant.id})
 
     async def _dispatch(self, frame: Incoming) -> list[str]:
         assert self.conn is not None

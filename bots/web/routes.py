@@ -48,6 +48,12 @@ def widget_texts(lang: str) -> dict[str, str]:
     return {key.removeprefix("widget."): texts(key) for key in catalogue("ru") if key.startswith("widget.")}
 
 
+def data_block(value: object) -> str:
+    """JSON for a `<script type="application/json">` block: every "<" escaped, so no text
+    can end the element early or open a comment."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+
+
 def _frame_ancestors(chat: WebChat) -> str:
     return " ".join(["'self'", *sorted(chat.allowed_origins)])
 
@@ -58,10 +64,8 @@ async def page(request: web.Request) -> web.Response:
     merchant = await chat.merchant(request.match_info["merchant"])
     lang = "en" if request.headers.get("Accept-Language", "").lower().startswith("en") else "ru"
     texts = widget_texts(lang)
-    # A JSON data block the widget reads ("<" escaped: no text can end the element early).
-    texts_json = json.dumps(texts, ensure_ascii=False).replace("<", "\\u003c")
     body = _page_template().render(lang=lang, merchant_name=merchant.name, slug=merchant.slug,
-                                   version=_version(), t=texts, texts_json=texts_json)
+                                   version=_version(), t=texts, texts_json=data_block(texts))
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers={
         "Content-Security-Policy": (
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
@@ -70,6 +74,7 @@ async def page(request: web.Request) -> web.Response:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
         "Cache-Control": "no-cache",
+        "Vary": "Accept-Language",
     })
 
 
@@ -92,7 +97,8 @@ async def media(request: web.Request) -> web.Response:
     if not content_type.startswith("image/"):
         content_type = "application/octet-stream"
     return web.Response(body=data, content_type=content_type, headers={
-        "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",
+        # Not kept by the browser: a card's QR must not outlive a sign-out on a shared device.
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
         "Vary": VISITOR_HEADER})
 
 

@@ -30,10 +30,21 @@ class Connection:
         self.bot_id = bot_id
         self.chat_id = chat_id
         self.seen: set[str] = set()  # message ids already on this socket (replay and push may meet)
+        self.ended = False  # signed out: nothing more goes out on this socket
         self._lock = asyncio.Lock()
 
     async def push(self, frame: dict[str, Any]) -> bool:
-        """Send one frame; False when the socket is gone."""
+        """Send one frame; False when the socket is gone or its visitor signed out."""
+        if self.ended:
+            return False
+        return await self._send(frame)
+
+    async def end(self, frame: dict[str, Any]) -> None:
+        """The last frame on this socket: whatever is pushed after it is refused."""
+        self.ended = True
+        await self._send(frame)
+
+    async def _send(self, frame: dict[str, Any]) -> bool:
         if self.ws.closed:
             return False
         try:
@@ -56,6 +67,7 @@ class WebSender:
     def __init__(self) -> None:
         self._open: dict[tuple[str, str], set[Connection]] = {}
         self._refs: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()  # visitors signed out here
 
     def attach(self, conn: Connection) -> None:
         self._open.setdefault((conn.bot_id, conn.chat_id), set()).add(conn)
@@ -77,6 +89,17 @@ class WebSender:
             for conn in list(conns):
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting")
+
+    def sign_out(self, bot_id: str, chat_id: str) -> list[Connection]:
+        """A visitor signed out: remembered (a tab saying hello meanwhile is caught by
+        `signed_out`), and their open sockets detached and returned, to be ended."""
+        self._ended[(bot_id, chat_id)] = None
+        if len(self._ended) > REMEMBERED_REFS:
+            self._ended.popitem(last=False)
+        return list(self._open.pop((bot_id, chat_id), ()))
+
+    def signed_out(self, bot_id: str, chat_id: str) -> bool:
+        return (bot_id, chat_id) in self._ended
 
     def first_time(self, chat_id: str, ref: str) -> bool:
         """Whether a client frame ref is new (a frame resent after a reconnect is acked, not redone)."""

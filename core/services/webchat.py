@@ -10,6 +10,7 @@ from sqlalchemy import String, and_, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.db.models import Bot, ChannelAccount, ChatMessage, Merchant, OutgoingMessage
+from core.services.accounts import LAST_SEEN_STEP
 from core.services.context import CoreContext
 
 CHANNEL = "web"
@@ -17,7 +18,6 @@ SKIPPED = ("failed", "blocked")  # rows that never reached the person are not pa
 # A signed-out visitor's account keeps its thread and customer (for the inbox and the books) under
 # its visitor id with this mark: the token that named it finds nothing, and is refused.
 SIGNED_OUT = "~out"
-SEEN_STEP = timedelta(minutes=1)  # a visit refreshes `last_seen_at` at most this often
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ async def visit(ctx: CoreContext, merchant_id: str, bot_id: str, visitor: str, i
     if now - seen > idle:
         await sign_out(ctx, merchant_id, bot_id, visitor)
         return Visit(None, ended=True)
-    if now - seen >= SEEN_STEP:
+    if now - seen >= LAST_SEEN_STEP:
         async with ctx.uow() as uow:
             await uow.session.execute(update(ChannelAccount).where(ChannelAccount.id == row.id)
                                       .values(last_seen_at=now))
@@ -131,14 +131,22 @@ async def sign_out(ctx: CoreContext, merchant_id: str, bot_id: str, visitor: str
 
     The account stays (its thread, its customer link, its consents: the business's records)
     but no longer answers to the token, gets no notices (blocked) and no chat to push to.
+    An account made under an already signed-out visitor (a tab of another process still
+    writing) is set aside under its own id: the token stays refused either way.
     """
     async with ctx.uow() as uow:
-        account_id = await uow.session.scalar(
-            update(ChannelAccount).where(
-                ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
-                ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor)
-            .values(external_user_id=visitor + SIGNED_OUT, chat_id=None, blocked_at=ctx.now())
-            .returning(ChannelAccount.id))
+        s = uow.session
+        account_id = await s.scalar(select(ChannelAccount.id).where(
+            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
+            ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor))
+        if account_id is None:
+            return None
+        ended_before = await s.scalar(select(ChannelAccount.id).where(
+            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
+            ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor + SIGNED_OUT))
+        await s.execute(update(ChannelAccount).where(ChannelAccount.id == account_id).values(
+            external_user_id=(account_id if ended_before else visitor) + SIGNED_OUT,
+            chat_id=None, blocked_at=ctx.now()))
         await uow.commit()
     return account_id
 

@@ -36,7 +36,8 @@
   var prompt = null;                // the current reply prompt {kind, choices}
   var pending = [];                 // frames waiting for an ack: {ref, frame, blob, el}
   var ws = null, ready = false, attempts = 0, timer = null, images = {};
-  var restart = false;              // signed out: the closing socket is followed at once by a new one
+  var restart = false;              // signed out: the closing socket is followed by a new one
+  var signingOut = false;           // this tab asked to sign out
 
 
   function newRef() {
@@ -260,12 +261,20 @@
     };
     ws.onmessage = function (e) {
       var f;
+      if (restart) return;  // signed out: nothing more from this socket is kept
       try { f = JSON.parse(e.data); } catch (err) { return; }
       handlers[f.type] && handlers[f.type](f);
     };
     ws.onclose = function () {
       ready = false;
-      if (restart) { restart = false; clearTimeout(timer); connect(); return; }
+      if (restart) {
+        // The tab that signed out says hello at once and keeps the new token; other tabs
+        // wait a moment and take that token from storage, so the device stays one visitor.
+        restart = false; clearTimeout(timer);
+        timer = setTimeout(function () { visitor = load("visitor", null); connect(); }, signingOut ? 0 : 1500);
+        signingOut = false;
+        return;
+      }
       var delay = Math.min(30000, 1000 * Math.pow(2, attempts++)) * (0.5 + Math.random() / 2);
       setStatus(T.offline.replace("{s}", Math.ceil(delay / 1000)));
       clearTimeout(timer);
@@ -306,10 +315,14 @@
   // Signed out (here or in another tab): nothing of this visitor stays on the device; the
   // socket closes and the reconnect says hello as someone new.
   function forget() {
+    var old = visitor;
     visitor = null; items = []; lastId = null; pending = [];
     threadEl.textContent = ""; setPrompt(null); signOutButton.hidden = true;
     composer.hidden = true; startBox.hidden = true;
-    ["visitor", "thread", "last", "pending", "prompt"].forEach(function (k) {
+    Object.keys(images).forEach(function (k) { URL.revokeObjectURL(images[k]); });
+    images = {};
+    // The token only if it is still the old one (the tab that signed out may have saved its new one).
+    (load("visitor", null) === old ? ["visitor"] : []).concat(["thread", "last", "pending", "prompt"]).forEach(function (k) {
       delete memory[k];
       try { localStorage.removeItem("kartochka:" + slug + ":" + k); } catch (e) { /* memory only */ }
     });
@@ -346,6 +359,7 @@
   $("attach").addEventListener("click", function () { photoInput.click(); });
   signOutButton.addEventListener("click", function () {
     if (!ready || !window.confirm(T.sign_out_confirm)) return;
+    signingOut = true;
     ws.send(JSON.stringify({ type: "sign_out", ref: newRef() }));
   });
   photoInput.addEventListener("change", function () {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from aiohttp import WSMsgType
 from sqlalchemy import select
 
 from bots.web.identity import visitor_id
+from bots.web.routes import data_block
 from core.db.models import ChannelAccount
 from core.services import webchat
 from core.services.notices import recipient
@@ -45,6 +47,8 @@ async def test_signing_out_ends_the_token_in_every_tab_and_stops_notices(web_cli
     await other_tab.open(visitor=token)
     assert other_tab.replayed  # the same visitor: the thread is there
 
+    picture = f"/chat/coffee/media/{welcome['image']['media_id']}"
+    assert (await web_client.get(picture, headers={"X-Visitor": token})).status == 200
     await widget.send({"type": "sign_out"})
     for tab in (widget, other_tab):
         assert (await tab.next_frame()) == {"type": "signed_out"}
@@ -55,7 +59,6 @@ async def test_signing_out_ends_the_token_in_every_tab_and_stops_notices(web_cli
     hello = await again.open(visitor=token)
     assert hello["renewed"] is True and hello["visitor"] != token
     assert again.replayed == [] and again.synced["empty"] is True
-    picture = f"/chat/coffee/media/{welcome['image']['media_id']}"
     assert (await web_client.get(picture, headers={"X-Visitor": token})).status == 404
 
     # The business keeps its records: the account, its customer and thread stay, but it is
@@ -115,8 +118,17 @@ async def test_a_visitor_away_too_long_is_signed_out_on_return(web_client, core,
 
 
 async def test_the_page_carries_the_widget_texts_of_its_language(web_client, merchant_id):
-    ru = await (await web_client.get("/chat/coffee")).text()
-    en = await (await web_client.get("/chat/coffee", headers={"Accept-Language": "en-GB,en"})).text()
-    assert '<html lang="ru">' in ru and ">Выйти</button>" in ru and '"sign_out": "Выйти"' in ru
-    assert '<html lang="en">' in en and ">Sign out</button>" in en and '"send": "Send"' in en
-    assert "</script" not in ru.split('id="widget-texts"', 1)[1].split("</script>", 1)[0]
+    ru_page = await web_client.get("/chat/coffee")
+    en_page = await web_client.get("/chat/coffee", headers={"Accept-Language": "en-GB,en"})
+    assert ru_page.headers["Vary"] == "Accept-Language"  # a cache must not mix the languages
+    ru, en = await ru_page.text(), await en_page.text()
+    assert '<html lang="ru">' in ru and ">Выйти</button>" in ru
+    assert '<html lang="en">' in en and ">Sign out</button>" in en
+    block = ru.split('id="widget-texts" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(block)["sign_out"] == "Выйти" and json.loads(block)["send"] == "Отправить"
+
+
+def test_the_texts_block_cannot_end_its_script_element():
+    block = data_block({"a": "</script><script>alert(1)</script>", "b": "<!--"})
+    assert "<" not in block
+    assert json.loads(block) == {"a": "</script><script>alert(1)</script>", "b": "<!--"}

@@ -122,8 +122,14 @@ async def test_register_by_sms_code_then_the_thread_survives_a_reload(server, br
         await expect(tab.get_by_role("log").locator(".msg")).to_have_count(0)
         await expect(tab.get_by_role("button", name="Начать")).to_be_visible()
         await expect(tab.get_by_role("button", name="Выйти")).to_be_hidden()
-    fresh = await page.evaluate("() => JSON.parse(localStorage.getItem('kartochka:coffee:visitor'))")
+    # Both tabs go on as the same new visitor (the device is one visitor, as before).
+    stored = "() => JSON.parse(localStorage.getItem('kartochka:coffee:visitor'))"
+    fresh = await page.evaluate(stored)
     assert fresh and fresh != token
+    await other.get_by_role("button", name="Начать").click()
+    await expect(other.get_by_role("log")).to_contain_text("152-ФЗ")
+    await expect(page.get_by_role("log")).to_contain_text("152-ФЗ")  # pushed to the same visitor
+    assert await other.evaluate(stored) == fresh
     await context.close()
 
 

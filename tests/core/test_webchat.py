@@ -25,7 +25,8 @@ async def test_a_visit_finds_the_account_and_keeps_it_fresh(core, merchant_id, c
     assert await webchat.visit(core.ctx, merchant_id, bot_id, "v" * 40, IDLE) == webchat.Visit(None, False)
     account_id = await _write(core, merchant_id, "v" * 40)
     clock.advance_to(clock.now() + timedelta(days=60))
-    assert await webchat.visit(core.ctx, merchant_id, bot_id, "v" * 40, IDLE) == webchat.Visit(account_id, False)
+    found = await webchat.visit(core.ctx, merchant_id, bot_id, "v" * 40, IDLE)
+    assert found == webchat.Visit(account_id, False)
     clock.advance_to(clock.now() + timedelta(days=60))  # 120 days after writing, 60 after the visit
     assert (await webchat.visit(core.ctx, merchant_id, bot_id, "v" * 40, IDLE)).account_id == account_id
 

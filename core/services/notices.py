@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.db.models import Bot, ChannelAccount, Customer, LedgerEntry, Purchase
+from core.db.models import Bot, ChannelAccount, Customer, LedgerEntry, Merchant, Purchase
 from core.domain.money import from_minor
 from core.domain.program import Program
 from core.services.consents import ADVERTISING, has_consent
@@ -75,7 +75,7 @@ async def recipients(ctx: CoreContext, wanted: set[tuple[str, str]]
     for row in sorted(accounts, key=_preference):
         best.setdefault((row.merchant_id, row.customer_id), row)
     found: dict[tuple[str, str], Recipient | None] = {}
-    merchants: dict[str, tuple[Any, Program]] = {}
+    merchants: dict[str, tuple[Merchant, Program]] = {}
     for key in wanted:
         customer = customers.get(key)
         if customer is None:  # unknown, another merchant's, or deleted

@@ -84,8 +84,13 @@ async def find_account(ctx: CoreContext, merchant_id: str, bot_id: str, visitor:
     """The channel account of a visitor (by their digest), if they ever wrote."""
     async with ctx.db.read() as session:
         return await session.scalar(select(ChannelAccount.id).where(
-            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
-            ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor))
+            *_visitor_is(merchant_id, bot_id, visitor)))
+
+
+def _visitor_is(merchant_id: str, bot_id: str, *external_ids: str) -> tuple[Any, ...]:
+    """The conditions for the web chat accounts of a merchant's web bot with these ids."""
+    return (ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
+            ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id.in_(external_ids))
 
 
 @dataclass(frozen=True)
@@ -106,9 +111,7 @@ async def visit(ctx: CoreContext, merchant_id: str, bot_id: str, visitor: str, i
         rows = (await session.execute(select(
             ChannelAccount.id, ChannelAccount.external_user_id, ChannelAccount.last_seen_at,
             ChannelAccount.created_at).where(
-            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
-            ChannelAccount.bot_id == bot_id,
-            ChannelAccount.external_user_id.in_((visitor, visitor + SIGNED_OUT))))).all()
+            *_visitor_is(merchant_id, bot_id, visitor, visitor + SIGNED_OUT)))).all()
     if any(row.external_user_id != visitor for row in rows):
         return Visit(None, ended=True)
     if not rows:
@@ -137,13 +140,11 @@ async def sign_out(ctx: CoreContext, merchant_id: str, bot_id: str, visitor: str
     async with ctx.uow() as uow:
         s = uow.session
         account_id = await s.scalar(select(ChannelAccount.id).where(
-            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
-            ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor))
+            *_visitor_is(merchant_id, bot_id, visitor)))
         if account_id is None:
             return None
         ended_before = await s.scalar(select(ChannelAccount.id).where(
-            ChannelAccount.merchant_id == merchant_id, ChannelAccount.channel == CHANNEL,
-            ChannelAccount.bot_id == bot_id, ChannelAccount.external_user_id == visitor + SIGNED_OUT))
+            *_visitor_is(merchant_id, bot_id, visitor + SIGNED_OUT)))
         await s.execute(update(ChannelAccount).where(ChannelAccount.id == account_id).values(
             external_user_id=(account_id if ended_before else visitor) + SIGNED_OUT,
             chat_id=None, blocked_at=ctx.now()))

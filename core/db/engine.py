@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core.db.direct import DirectPool, Statements, on_core
+
 
 class Database:
     """Owns the engine and hands out sessions; close() on shutdown."""
@@ -44,6 +46,8 @@ class Database:
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
+        asyncpg = not self.is_sqlite and self.engine.dialect.driver == "asyncpg"
+        self._direct = DirectPool(self.engine, pool_size) if asyncpg else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -54,7 +58,29 @@ class Database:
     def write_session(self) -> AsyncSession:
         return self._write()
 
+    @asynccontextmanager
+    async def direct(self, *, write: bool = False, atomic: bool = False
+                     ) -> AsyncIterator[Statements]:
+        """Statements without a session (core/db/direct.py), for short hot-path transactions.
+
+        `write`: it writes (on SQLite: under the write lock, in a BEGIN IMMEDIATE transaction
+        committed at the end). `atomic`: its statements commit together or not at all (on
+        PostgreSQL one statement alone is its own transaction; SQLite writes always are one).
+        """
+        if self._direct is not None:
+            async with self._direct.statements(atomic=atomic) as statements:
+                yield statements
+        elif write and self.write_lock is not None:
+            async with self.write_lock, on_core(self.write_engine, begin=True) as statements:
+                yield statements
+        else:
+            async with on_core(self.write_engine if write else self.engine,
+                               begin=write) as statements:
+                yield statements
+
     async def close(self) -> None:
+        if self._direct is not None:
+            await self._direct.close()
         await self.engine.dispose()
 
 

@@ -22,19 +22,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, inspect
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
-from core.db.pending import call_driver, driver_form, driver_in_transaction
+from core.db.direct import Statements, bind, plan, rows_of
+from core.db.pending import call_driver, driver_in_transaction
 
 T = TypeVar("T")
 AnySelect = Select[*tuple[Any, ...]]
+Reader = AsyncSession | Statements  # what the read-only helpers (balances, cards) read through
 
-# (statement, dialect name) -> the statement, SQL, bind names in order, their values given in
-# the statement itself, bind processors, result processors
-Plan = tuple[AnySelect, str, list[str], dict[str, Any], list[Any], list[Any]]
-_PLANS: dict[tuple[int, str], Plan] = {}
 _KEYS: dict[type, tuple[list[str], int]] = {}  # model -> its attribute keys by column, pk index
 
 
@@ -50,23 +48,14 @@ def _keys(model: type) -> tuple[list[str], int]:
     return found
 
 
-def _plan(conn: AsyncConnection, stmt: AnySelect) -> Plan:
-    key = (id(stmt), conn.dialect.name)
-    plan = _PLANS.get(key)
-    if plan is None or plan[0] is not stmt:
-        compiled = stmt.compile(dialect=conn.dialect)
-        sql, names, binds = driver_form(compiled)
-        results = [column.type._cached_result_processor(conn.dialect, None)
-                   for column in stmt.selected_columns]
-        plan = _PLANS[key] = (stmt, sql, names, dict(compiled.params), binds,
-                              results)
-    return plan
-
-
-async def fetch_rows(session: AsyncSession, stmt: AnySelect, params: dict[str, Any]
+async def fetch_rows(source: Reader, stmt: AnySelect, params: dict[str, Any]
                      ) -> Sequence[Sequence[Any]]:
-    """The statement's rows, values as the ORM would see them. `stmt` must be built once
-    (a module-level constant): its compiled form is kept by identity."""
+    """The statement's rows, values as the ORM would see them, read in a session or straight
+    (core/db/direct.py). `stmt` must be built once (a module-level constant): its compiled form
+    is kept by identity."""
+    if not isinstance(source, AsyncSession):
+        return await source.rows(stmt, params)
+    session = source
     sync = session.sync_session
     if sync.autoflush and (sync.new or sync.dirty or sync.deleted):
         await session.flush()  # as an ORM query would: it sees the session's own changes
@@ -75,17 +64,8 @@ async def fetch_rows(session: AsyncSession, stmt: AnySelect, params: dict[str, A
     if raw is None:
         rows: Sequence[Sequence[Any]] = (await session.execute(stmt, params)).all()
         return rows
-    _, sql, names, fixed, binds, results = _plan(conn, stmt)
-    missing = [n for n in names if n not in params and fixed[n] is None]
-    if missing:
-        raise ValueError(f"no value for {', '.join(missing)}")
-    values = [params[n] if n in params else fixed[n] for n in names]
-    args = [v if p is None else p(v) for v, p in zip(values, binds, strict=True)]
-    records: list[Any] = await call_driver(raw.fetch, sql, *args)
-    if not any(results):
-        return records
-    return [[value if p is None or value is None else p(value)
-             for value, p in zip(record, results, strict=True)] for record in records]
+    found = plan(conn.dialect, stmt)
+    return rows_of(found, await call_driver(raw.fetch, found[1], *bind(found, params)))
 
 
 def as_objects(session: AsyncSession, model: type[T], rows: Sequence[Sequence[Any]]) -> list[T]:
@@ -121,6 +101,17 @@ def as_objects(session: AsyncSession, model: type[T], rows: Sequence[Sequence[An
         sync.identity_map._add_unpresent(state, identity)
         out.append(obj)
     return out
+
+
+def detached(model: type[T], row: Sequence[Any]) -> T:
+    """A row whose leading columns are `model`'s table columns, as an object of no session
+    (read only: for answers built from a read outside a session)."""
+    keys, _ = _keys(model)
+    obj: T = inspect(model).class_manager.new_instance()
+    values = instance_state(obj).dict
+    for key, value in zip(keys, row[:len(keys)], strict=True):
+        values[key] = value
+    return obj
 
 
 async def load(session: AsyncSession, model: type[T], stmt: AnySelect,

@@ -40,9 +40,12 @@ class AccountState:
 LAST_SEEN_STEP = timedelta(minutes=1)  # `last_seen_at` is rewritten at most this often
 
 
-# Built once: every message and button press runs them.
-_ACCOUNT = (select(ChannelAccount, DialogState)
-            .outerjoin(DialogState, DialogState.channel_account_id == ChannelAccount.id)
+# Built once: every message and button press runs them (straight, no session: read-only).
+_A, _S = ChannelAccount, DialogState
+_ACCOUNT = (select(_A.id, _A.merchant_id, _A.channel, _A.bot_id, _A.chat_id, _A.customer_id,
+                   _A.locale, _A.blocked_at, _A.last_seen_at, _S.flow, _S.step, _S.data,
+                   _S.channel_account_id)
+            .outerjoin(_S, _S.channel_account_id == _A.id)
             .where(ChannelAccount.merchant_id == bindparam("merchant_id"),
                    ChannelAccount.channel == bindparam("channel"),
                    ChannelAccount.bot_id == bindparam("bot_id"),
@@ -63,19 +66,20 @@ async def open_account(
     a minute is fine for that, and a write per message is not).
     """
     now = ctx.now()
-    async with ctx.db.read() as session:
-        found = (await session.execute(_ACCOUNT, {
-            "merchant_id": merchant_id, "channel": channel, "bot_id": bot_id,
-            "user_id": user_id})).first()
-    if found is not None:
-        account, state = found
-        seen = account.last_seen_at
-        if account.chat_id != chat_id or seen is None or now - seen >= LAST_SEEN_STEP:
-            async with ctx.uow() as uow:
-                await uow.session.execute(_SEEN, {"_id": account.id, "chat_id": chat_id,
-                                                  "last_seen_at": now})
-                await uow.commit()
-        return _state(account, state, chat_id=chat_id, created=False)
+    async with ctx.db.direct() as db:
+        found = await db.rows(_ACCOUNT, {"merchant_id": merchant_id, "channel": channel,
+                                         "bot_id": bot_id, "user_id": user_id})
+    if found:
+        (account_id, merchant_id, channel, bot_id, old_chat, customer_id, locale, blocked_at,
+         seen, flow, step, data, has_state) = found[0]
+        if old_chat != chat_id or seen is None or now - seen >= LAST_SEEN_STEP:
+            async with ctx.db.direct(write=True) as db:
+                await db.run(_SEEN, {"_id": account_id, "chat_id": chat_id, "last_seen_at": now})
+        return AccountState(
+            id=account_id, merchant_id=merchant_id, channel=channel, bot_id=bot_id,
+            chat_id=chat_id, customer_id=customer_id, locale=locale,
+            blocked=blocked_at is not None, flow=flow, step=step,
+            data=dict(data) if has_state is not None else {}, created=False)
     for attempt in (1, 2):
         try:
             async with ctx.uow() as uow:

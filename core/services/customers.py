@@ -21,7 +21,7 @@ from core.phones import normalise_phone
 from core.services import bonuses
 from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger
-from core.services.programs import current_program, merchant_snapshot
+from core.services.programs import current_program, merchant_and_program
 from core.services.views import customer_json, entry_json
 
 
@@ -268,14 +268,13 @@ async def issue_qr_token(ctx: CoreContext, merchant_id: str, customer_id: str,
 async def customer_answer(
     ctx: CoreContext, merchant_id: str, customer_id: str, at: datetime | None = None
 ) -> dict[str, Any]:
-    async with ctx.db.read() as session:
-        merchant = await merchant_snapshot(session, merchant_id)
-        found = await fastload.load(session, Customer, _CUSTOMER,
-                                    {"merchant_id": merchant_id, "value": customer_id})
+    _merchant, program = await merchant_and_program(ctx, merchant_id)
+    async with ctx.db.direct() as db:  # read-only: no session
+        found = await db.rows(_CUSTOMER, {"merchant_id": merchant_id, "value": customer_id})
         if not found:
             raise CustomerNotFound("no such customer")
-        program = await current_program(session, merchant)
-        return await customer_json(session, program, found[0], at or ctx.now())
+        customer = fastload.detached(Customer, found[0])
+        return await customer_json(db, program, customer, at or ctx.now())
 
 
 async def lookup_answer(ctx: CoreContext, merchant_id: str, ref: CustomerRef) -> dict[str, Any]:

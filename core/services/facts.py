@@ -7,9 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import fastload
+from core.db.fastload import Reader
 from core.db.models import Customer, Merchant, Purchase, PurchaseLine
 from core.domain.facts import CappedPoints, SaleFacts
 from core.domain.mechanics import MonthlyTarget, NthPurchaseFree, Selector
@@ -52,14 +54,23 @@ def counted_spend(program: Program, purchase: Purchase) -> int:
     return spend - purchase.discount_minor if program.tier_rules.spend == "net" else spend
 
 
-async def spend_between(session: AsyncSession, customer_id: str, start: datetime,
+def _spend(inclusive: bool) -> fastload.AnySelect:
+    until = (Purchase.occurred_at <= bindparam("end") if inclusive
+             else Purchase.occurred_at < bindparam("end"))
+    return (select(func.coalesce(func.sum(Purchase.spend_minor - Purchase.refunded_spend_minor), 0))
+            .where(Purchase.customer_id == bindparam("customer_id"),
+                   Purchase.occurred_at >= bindparam("start"), until))
+
+
+_SPEND = {inclusive: _spend(inclusive) for inclusive in (False, True)}  # built once (fastload)
+
+
+async def spend_between(reader: Reader, customer_id: str, start: datetime,
                         end: datetime, *, inclusive: bool = False) -> int:
     """Spend of purchases from `start` to `end` (refunds deducted)."""
-    until = Purchase.occurred_at <= end if inclusive else Purchase.occurred_at < end
-    value = await session.scalar(
-        select(func.coalesce(func.sum(Purchase.spend_minor - Purchase.refunded_spend_minor), 0))
-        .where(Purchase.customer_id == customer_id, Purchase.occurred_at >= start, until))
-    return int(value or 0)
+    rows = await fastload.fetch_rows(reader, _SPEND[inclusive], {
+        "customer_id": customer_id, "start": start, "end": end})
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def _matches(selector: Selector) -> ColumnElement[bool]:

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import fastload
+from core.db.fastload import Reader
 from core.db.models import Customer, LedgerEntry, LotAllocation, Merchant
 from core.domain.lots import Allocation, Balance, Lot, balance_at, plan_spend, plan_take_back
 from core.domain.program import Program
@@ -48,7 +49,7 @@ _DEBTS = select(Customer.debt_cp, select(func.coalesce(func.sum(_E.debt_cp), 0))
     .scalar_subquery()).where(Customer.id == bindparam("customer_id"))
 
 
-async def balance_of(session: AsyncSession, customer_id: str, at: datetime) -> tuple[Balance, int]:
+async def balance_of(session: Reader, customer_id: str, at: datetime) -> tuple[Balance, int]:
     """(balance, debt) of a customer as of `at`, computed from the lots."""
     params = {"customer_id": customer_id, "at": at}
     lots = [Lot(*row) for row in await fastload.fetch_rows(session, _LOTS_AT, params)]

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from core.db.base import table_of
 from core.db.models import Media
@@ -40,7 +40,9 @@ def forget(media_ids: Iterable[str]) -> None:
             _hot_size -= len(found[3])
 
 
-_INSERT = insert(table_of(Media))  # built once: every picture sent is stored first
+_COLUMNS = ("id", "merchant_id", "content_type", "size", "sha256", "data", "created_at")
+# Built once: every picture sent is stored first.
+_INSERT_ROW = insert(table_of(Media)).values({name: bindparam(name) for name in _COLUMNS})
 
 
 class DbMediaStore:
@@ -52,12 +54,11 @@ class DbMediaStore:
     async def put(self, merchant_id: str, content_type: str, data: bytes) -> str:
         """Store the bytes once; returns our media id."""
         media_id = new_id("med")
-        async with self.ctx.uow() as uow:
-            await uow.session.execute(_INSERT, {
+        async with self.ctx.db.direct(write=True) as db:
+            await db.run(_INSERT_ROW, {
                 "id": media_id, "merchant_id": merchant_id, "content_type": content_type,
                 "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "data": data,
                 "created_at": self.ctx.now()})
-            await uow.commit()
         _remember(media_id, merchant_id, content_type, data)
         return media_id
 

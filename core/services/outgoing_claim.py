@@ -201,9 +201,9 @@ async def mark_many(ctx: CoreContext, outcomes: Sequence[Outcome]) -> None:
         groups.setdefault(frozenset(values), []).append({**values, "_id": row.id})
         if is_blocked:
             blocked.append({"_account": row.channel_account_id, "_when": now})
-    async with UnitOfWork(ctx.db) as uow:  # no after-commit kick: nothing new to send
+    # No after-commit kick: nothing new to send. One statement alone needs no transaction.
+    async with ctx.db.direct(write=True, atomic=len(groups) > 1 or bool(blocked)) as db:
         for columns, params in groups.items():
-            await uow.session.execute(_outcome_update(columns), params)
+            await db.run(_outcome_update(columns), params)
         if blocked:
-            await uow.session.execute(_BLOCKED, blocked)
-        await uow.commit()
+            await db.run(_BLOCKED, blocked)

@@ -122,6 +122,11 @@ async def program_document(ctx: CoreContext, merchant_id: str) -> tuple[int, dic
 
 async def merchant_and_program(ctx: CoreContext, merchant_id: str) -> tuple[Merchant, Program]:
     """The merchant (cached snapshot) and its current program, for readers outside a sale."""
+    hit = _MERCHANTS.get(merchant_id)
+    if hit is not None and time.monotonic() - hit[0] < MERCHANT_TTL:
+        program = _CACHE.get((merchant_id, hit[1].program_version))
+        if program is not None:  # both in memory: no session to open
+            return hit[1], program
     async with ctx.db.read() as session:
         merchant = await merchant_snapshot(session, merchant_id)
         return merchant, await current_program(session, merchant)

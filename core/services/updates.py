@@ -59,13 +59,13 @@ async def store(
     first attempt); else it waits `new` for a worker's claim. One statement either way.
     """
     now = ctx.now()
-    async with ctx.uow() as uow:
-        row_id = await uow.session.scalar(_STORE[ctx.db.is_sqlite], {
+    async with ctx.db.direct(write=True) as db:
+        rows = await db.rows(_STORE[ctx.db.is_sqlite], {
             "bot_id": bot_id, "key": key, "payload": payload,
             "status": "processing" if claim else "new", "attempts": 1 if claim else 0,
             "received_at": now, "processed_at": now if claim else None,
             "expires_at": now + ttl})
-        await uow.commit()
+    row_id = rows[0][0] if rows else None
     if row_id is None:  # a redelivery (or the same update twice at once: the other one won)
         return None
     return StoredUpdate(id=row_id, bot_id=bot_id, key=key, payload=payload, attempts=1 if claim else 0)
@@ -105,15 +105,15 @@ async def mark_done(ctx: CoreContext, update_id: int) -> None:
 
 
 _UPDATES = table_of(InboundUpdate)
-_DONE = (update(_UPDATES).where(_UPDATES.c.id.in_(bindparam("ids", expanding=True)))
+_DONE = (update(_UPDATES).where(_UPDATES.c.id == bindparam("_id"))
          .values(status="done", last_error=None, processed_at=bindparam("now"), payload={}))
 
 
 async def mark_done_many(ctx: CoreContext, update_ids: list[int]) -> None:
-    """Processed: only the keys are kept from now on (see `_finish`); one statement for all."""
-    async with ctx.uow() as uow:
-        await uow.session.execute(_DONE, {"ids": list(update_ids), "now": ctx.now()})
-        await uow.commit()
+    """Processed: only the keys are kept from now on (see `_finish`); one round trip for all."""
+    now = ctx.now()
+    async with ctx.db.direct(write=True) as db:  # asyncpg's executemany is atomic
+        await db.run(_DONE, [{"_id": update_id, "now": now} for update_id in update_ids])
 
 
 async def mark_failed(ctx: CoreContext, update_id: int, error: str, *, retry: bool = True) -> str:

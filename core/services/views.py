@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import fastload
+from core.db.fastload import Reader
 from core.db.models import Card, Customer, LedgerEntry, Merchant
 from core.domain.lots import Balance
 from core.domain.money import from_minor
@@ -19,6 +19,7 @@ from core.domain.program import Program, Tier
 from core.services.ledger import balance_of
 
 EXPIRING_SHOWN = 5
+_TIMEZONE = select(Merchant.timezone).where(Merchant.id == bindparam("id"))  # built once
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def tier_view(program: Program, tier: Tier, measure_minor: int) -> TierView:
     return TierView(tier.id, tier.name, tier.accrual_percent, nxt.name, max(need, 0), counts)
 
 
-async def tier_measure(session: AsyncSession, program: Program, customer: Customer | None,
+async def tier_measure(session: Reader, program: Program, customer: Customer | None,
                        at: datetime) -> int:
     """The customer's measure for the program's tier basis, in hundredths."""
     if customer is None:
@@ -72,14 +73,13 @@ async def tier_measure(session: AsyncSession, program: Program, customer: Custom
     if basis == "period_spend":
         from core.services.facts import period_start, spend_between
 
-        merchant = await session.get(Merchant, customer.merchant_id)
-        assert merchant is not None
-        start = period_start(program, at.astimezone(ZoneInfo(merchant.timezone)))
+        zone = await fastload.fetch_rows(session, _TIMEZONE, {"id": customer.merchant_id})
+        start = period_start(program, at.astimezone(ZoneInfo(zone[0][0])))
         return await spend_between(session, customer.id, start, at, inclusive=True)
     return customer.lifetime_spend_minor
 
 
-async def tier_json(session: AsyncSession, program: Program, customer: Customer | None,
+async def tier_json(session: Reader, program: Program, customer: Customer | None,
                     at: datetime) -> dict[str, Any]:
     tier = program.tier(customer.tier_id) if customer else program.start_tier()
     return tier_view(program, tier, await tier_measure(session, program, customer, at)).to_json()
@@ -117,13 +117,13 @@ _ACTIVE_CARD = (select(Card.number)  # built once: every card and balance shown 
                 .order_by(Card.issued_at.desc()).limit(1))
 
 
-async def active_card_number(session: AsyncSession, customer_id: str) -> str | None:
+async def active_card_number(session: Reader, customer_id: str) -> str | None:
     rows = await fastload.fetch_rows(session, _ACTIVE_CARD, {"customer_id": customer_id})
     return str(rows[0][0]) if rows else None
 
 
 async def customer_json(
-    session: AsyncSession, program: Program, customer: Customer, at: datetime
+    session: Reader, program: Program, customer: Customer, at: datetime
 ) -> dict[str, Any]:
     """The Customer of the REST API, balances computed from the lots as of `at`."""
     balance, debt = await balance_of(session, customer.id, at)

@@ -43,6 +43,8 @@ def plan(dialect: Dialect, stmt: Any) -> Plan:
     found = _PLANS.get(key)
     if found is None or found[0] is not stmt:
         compiled = stmt.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("an IN list is rendered per run: write it as OR of equalities")
         sql, names, binds = driver_form(compiled)
         results = [column.type._cached_result_processor(dialect, None)
                    for column in stmt.exported_columns]
@@ -92,9 +94,10 @@ class _OnAsyncpg:
 
     async def run(self, stmt: Any, params: Params | Sequence[Params]) -> None:
         found = plan(self.dialect, stmt)
-        if isinstance(params, Mapping):
-            await call_driver(self.conn.execute, found[1], *bind(found, params))
-        elif params:
+        if isinstance(params, Mapping) or len(params) == 1:
+            one = params if isinstance(params, Mapping) else params[0]
+            await call_driver(self.conn.execute, found[1], *bind(found, one))
+        elif params:  # asyncpg's executemany: one round trip, all or nothing
             await call_driver(self.conn.executemany, found[1], [bind(found, p) for p in params])
 
 
@@ -103,9 +106,11 @@ class _OnCore:
         self.conn = conn
 
     async def rows(self, stmt: Any, params: Params) -> Sequence[Sequence[Any]]:
+        plan(self.conn.dialect, stmt)  # refused here as on PostgreSQL (cached: checked once)
         return (await self.conn.execute(stmt, dict(params))).all()
 
     async def run(self, stmt: Any, params: Params | Sequence[Params]) -> None:
+        plan(self.conn.dialect, stmt)
         if isinstance(params, Mapping):
             await self.conn.execute(stmt, dict(params))
         elif params:

@@ -28,5 +28,11 @@ class CoreContext:
         """Run `hook` after every commit that wrote something of `topic`."""
         self.after_commit.setdefault(topic, []).append(hook)
 
+    async def committed(self, topic: str) -> None:
+        """A write of `topic` made outside a unit of work (core/db/direct.py) committed: run
+        its hooks, as a unit of work's commit does."""
+        for hook in self.after_commit.get(topic, ()):
+            await hook()
+
     def now(self) -> datetime:
         return self.clock.now()

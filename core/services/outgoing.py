@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from core.db.base import table_of
 from core.db.models import Bot, OutgoingMessage
@@ -49,7 +49,10 @@ class NewOutgoing:
     key: str | None = None
 
 
-_INSERT = insert(table_of(OutgoingMessage))
+_COLUMNS = ("id", "merchant_id", "bot_id", "channel_account_id", "chat_id", "priority", "kind",
+            "body", "status", "attempts", "not_before", "created_at")
+# Built once: every message is saved first.
+_INSERT = insert(table_of(OutgoingMessage)).values({name: bindparam(name) for name in _COLUMNS})
 
 
 async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Dispatcher | None = None,
@@ -72,30 +75,12 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Di
     handed = False  # once true, the dispatcher owns the reserved chat (it frees it on every path)
     try:
         channel = await bot_channel(ctx, bot_id) if reserved else None
-        async with ctx.uow() as uow:
-            fresh = list(items)
-            keys = {item.key for item in items if item.key is not None}
-            if keys:
-                key = OutgoingMessage.body["key"].as_string()
-                seen = set(await uow.session.scalars(select(key).where(
-                    OutgoingMessage.channel_account_id.in_({i.channel_account_id for i in items}),
-                    key.in_(keys))))
-                fresh = [item for item in items if item.key is None or item.key not in seen]
-            claim = (reserved and bool(fresh) and await lock_chat(uow, bot_id, chat_id)
-                     and not await chat_has_queue(uow.session, bot_id, chat_id))
-            rows: list[dict[str, Any]] = [{
-                "id": new_id("out"), "merchant_id": item.merchant_id, "bot_id": item.bot_id,
-                "channel_account_id": item.channel_account_id, "chat_id": item.chat_id,
-                "priority": item.priority, "kind": item.kind,
-                "body": item.body if item.key is None else {**item.body, "key": item.key},
-                "status": "sending" if claim else "queued", "attempts": 0,
-                "not_before": now if claim else item.not_before or now, "created_at": now,
-            } for item in fresh]
-            if rows:
-                await uow.session.execute(_INSERT, rows)  # Core: no ORM bulk-insert machinery
-                if not claim:
-                    uow.touch(OUTGOING)
-            await uow.commit()
+        if any(item.key is not None for item in items):
+            rows, claim = await _save_keyed(ctx, items, now, claim_chat=reserved)
+        else:
+            rows, claim = await _save(ctx, items, now, claim_chat=reserved)
+        if rows and not claim:
+            await ctx.committed(OUTGOING)
         if claim and hand_to is not None:
             handed = True
             await hand_to.start([Claimed(
@@ -107,6 +92,54 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Di
         if reserved and not handed and hand_to is not None:
             hand_to.release(bot_id, chat_id)
     return [row["id"] for row in rows]
+
+
+Rows = list[dict[str, Any]]
+
+
+def _rows(items: Sequence[NewOutgoing], now: datetime, *, claim: bool) -> Rows:
+    return [{
+        "id": new_id("out"), "merchant_id": item.merchant_id, "bot_id": item.bot_id,
+        "channel_account_id": item.channel_account_id, "chat_id": item.chat_id,
+        "priority": item.priority, "kind": item.kind,
+        "body": item.body if item.key is None else {**item.body, "key": item.key},
+        "status": "sending" if claim else "queued", "attempts": 0,
+        "not_before": now if claim else item.not_before or now, "created_at": now,
+    } for item in items]
+
+
+async def _save(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
+                claim_chat: bool) -> tuple[Rows, bool]:
+    """The rows saved (claimed, when `claim_chat` and the chat is free), with no session:
+    a reply's lock, check and insert in one short transaction."""
+    item = items[0]
+    async with ctx.db.direct(write=True, atomic=True) as db:
+        claim = (claim_chat and await lock_chat(db, item.bot_id, item.chat_id, sqlite=ctx.db.is_sqlite)
+                 and not await chat_has_queue(db, item.bot_id, item.chat_id))
+        rows = _rows(items, now, claim=claim)
+        await db.run(_INSERT, rows)
+    return rows, claim
+
+
+async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
+                      claim_chat: bool) -> tuple[Rows, bool]:
+    """As `_save`, leaving out items whose key their account already has."""
+    async with ctx.uow() as uow:
+        keys = {item.key for item in items if item.key is not None}
+        key = OutgoingMessage.body["key"].as_string()
+        seen = set(await uow.session.scalars(select(key).where(
+            OutgoingMessage.channel_account_id.in_({i.channel_account_id for i in items}),
+            key.in_(keys))))
+        fresh = [item for item in items if item.key is None or item.key not in seen]
+        claim = (claim_chat and bool(fresh)
+                 and await lock_chat(uow.session, fresh[0].bot_id, fresh[0].chat_id,
+                                     sqlite=ctx.db.is_sqlite)
+                 and not await chat_has_queue(uow.session, fresh[0].bot_id, fresh[0].chat_id))
+        rows = _rows(fresh, now, claim=claim)
+        if rows:
+            await uow.session.execute(_INSERT, rows)
+        await uow.commit()
+    return rows, claim
 
 
 _CHANNELS: dict[str, str] = {}  # bot id -> channel; a bot never changes channel

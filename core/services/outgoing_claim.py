@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import fastload
 from core.db.base import table_of
+from core.db.fastload import Reader
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
 from core.db.uow import UnitOfWork
 from core.services.context import CoreContext
@@ -119,7 +121,8 @@ async def _still_ours(uow: UnitOfWork, claimed: list[list[Claimed]],
             if all(row.id in locked for row in rows)
             and (rows[0].bot_id, rows[0].chat_id) not in sending]
     # Try-locks, so no order is needed against deadlocks: a chat held elsewhere is left to it.
-    return [rows for rows in mine if await lock_chat(uow, rows[0].bot_id, rows[0].chat_id)]
+    return [rows for rows in mine if await lock_chat(uow.session, rows[0].bot_id, rows[0].chat_id,
+                                                    sqlite=uow.db.is_sqlite)]
 
 
 def _chat_key(bot_id: str, chat_id: str) -> int:
@@ -127,26 +130,31 @@ def _chat_key(bot_id: str, chat_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def lock_chat(uow: UnitOfWork, bot_id: str, chat_id: str) -> bool:
+# Built once (every reply saved already claimed runs them; core.db.fastload).
+_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
+_QUEUED = (select(OutgoingMessage.id)
+           .where(OutgoingMessage.bot_id == bindparam("bot_id"),
+                  OutgoingMessage.chat_id == bindparam("chat_id"),
+                  or_(OutgoingMessage.status == "queued", OutgoingMessage.status == "sending"))
+           .limit(1))
+
+
+async def lock_chat(reader: Reader, bot_id: str, chat_id: str, *, sqlite: bool) -> bool:
     """Hold a chat for this transaction, or False when another transaction holds it.
 
     On PostgreSQL a transaction-scoped advisory lock: the dispatchers of several processes
     (a claim, a reply saved already claimed) never start sending to one chat at once.
     SQLite has one writer at a time: nothing to take.
     """
-    if uow.db.is_sqlite:
+    if sqlite:
         return True
-    taken = await uow.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                     {"key": _chat_key(bot_id, chat_id)})
-    return bool(taken)
+    rows = await fastload.fetch_rows(reader, _LOCK, {"key": _chat_key(bot_id, chat_id)})
+    return bool(rows[0][0])
 
 
-async def chat_has_queue(session: AsyncSession, bot_id: str, chat_id: str) -> bool:
+async def chat_has_queue(reader: Reader, bot_id: str, chat_id: str) -> bool:
     """Whether a chat has rows queued or being sent: nothing new may go before them."""
-    found = await session.scalar(select(OutgoingMessage.id).where(
-        OutgoingMessage.bot_id == bot_id, OutgoingMessage.chat_id == chat_id,
-        OutgoingMessage.status.in_(("queued", "sending"))).limit(1))
-    return found is not None
+    return bool(await fastload.fetch_rows(reader, _QUEUED, {"bot_id": bot_id, "chat_id": chat_id}))
 
 
 async def return_to_queue(ctx: CoreContext, ids: Sequence[str]) -> None:

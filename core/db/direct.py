@@ -45,6 +45,8 @@ def plan(dialect: Dialect, stmt: Any) -> Plan:
         compiled = stmt.compile(dialect=dialect)
         if "POSTCOMPILE" in compiled.string:
             raise ValueError("an IN list is rendered per run: write it as OR of equalities")
+        if compiled.insert_prefetch or compiled.update_prefetch:  # Python-side defaults
+            raise ValueError("a column's Python default is computed per run: give its value")
         sql, names, binds = driver_form(compiled)
         results = [column.type._cached_result_processor(dialect, None)
                    for column in stmt.exported_columns]
@@ -76,6 +78,8 @@ def rows_of(found: Plan, records: Sequence[Any]) -> Sequence[Sequence[Any]]:
 class Statements(Protocol):
     """One connection's statements (see the module's docstring)."""
 
+    atomic: bool  # its statements commit together (a transaction-scoped lock holds till then)
+
     async def rows(self, stmt: Any, params: Params) -> Sequence[Sequence[Any]]:
         """A SELECT's (or a RETURNING's) rows."""
 
@@ -84,9 +88,10 @@ class Statements(Protocol):
 
 
 class _OnAsyncpg:
-    def __init__(self, conn: Any, dialect: Dialect) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, atomic: bool) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.atomic = atomic
 
     async def rows(self, stmt: Any, params: Params) -> Sequence[Sequence[Any]]:
         found = plan(self.dialect, stmt)
@@ -102,8 +107,9 @@ class _OnAsyncpg:
 
 
 class _OnCore:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, atomic: bool) -> None:
         self.conn = conn
+        self.atomic = atomic
 
     async def rows(self, stmt: Any, params: Params) -> Sequence[Sequence[Any]]:
         plan(self.conn.dialect, stmt)  # refused here as on PostgreSQL (cached: checked once)
@@ -131,6 +137,10 @@ async def _keep(_conn: Any) -> None:
     (an open transaction is still rolled back by the pool)."""
 
 
+ACQUIRE_TIMEOUT = 30.0  # seconds to wait for a free connection (as SQLAlchemy's pool waits)
+CLOSE_GRACE = 10.0  # seconds a closing pool waits for its connections to come back
+
+
 class DirectPool:
     """The asyncpg pool behind `Database.direct()` on PostgreSQL, opened on first use."""
 
@@ -139,11 +149,14 @@ class DirectPool:
         self.size = size
         self._pool: Any = None
         self._opening = asyncio.Lock()
+        self._closed = False
 
     async def _open(self) -> Any:
         import asyncpg
 
         async with self._opening:  # two first uses at once open one pool
+            if self._closed:
+                raise RuntimeError("the database is closed")
             if self._pool is not None:
                 return self._pool
             _args, options = self.engine.dialect.create_connect_args(self.engine.url)
@@ -159,17 +172,24 @@ class DirectPool:
     @asynccontextmanager
     async def statements(self, *, atomic: bool) -> AsyncIterator[Statements]:
         pool = self._pool or await self._open()
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
             if atomic:
                 async with conn.transaction():
-                    yield _OnAsyncpg(conn, self.engine.dialect)
+                    yield _OnAsyncpg(conn, self.engine.dialect, atomic)
             else:
-                yield _OnAsyncpg(conn, self.engine.dialect)
+                yield _OnAsyncpg(conn, self.engine.dialect, atomic)
 
     async def close(self) -> None:
-        if self._pool is not None:
+        """Close the pool: connections in use get CLOSE_GRACE to come back, then are cut."""
+        async with self._opening:
+            self._closed = True
             pool, self._pool = self._pool, None
-            await pool.close()
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_GRACE)
+        except TimeoutError:
+            pool.terminate()
 
 
 @asynccontextmanager
@@ -177,7 +197,7 @@ async def on_core(engine: AsyncEngine, *, begin: bool) -> AsyncIterator[Statemen
     """Statements on an SQLAlchemy Core connection; `begin`: committed at the end."""
     if begin:
         async with engine.begin() as conn:
-            yield _OnCore(conn)
+            yield _OnCore(conn, True)
     else:
         async with engine.connect() as conn:
-            yield _OnCore(conn)
+            yield _OnCore(conn, False)

@@ -73,9 +73,9 @@ class Database:
         elif write and self.write_lock is not None:
             async with self.write_lock, on_core(self.write_engine, begin=True) as statements:
                 yield statements
-        else:
+        else:  # atomic without write still commits (a caller's slip must not lose writes)
             async with on_core(self.write_engine if write else self.engine,
-                               begin=write) as statements:
+                               begin=write or atomic) as statements:
                 yield statements
 
     async def close(self) -> None:

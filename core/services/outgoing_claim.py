@@ -148,6 +148,8 @@ async def lock_chat(reader: Reader, bot_id: str, chat_id: str, *, sqlite: bool) 
     """
     if sqlite:
         return True
+    if not isinstance(reader, AsyncSession) and not reader.atomic:
+        raise ValueError("a chat lock lasts for its transaction: take it in an atomic one")
     rows = await fastload.fetch_rows(reader, _LOCK, {"key": _chat_key(bot_id, chat_id)})
     return bool(rows[0][0])
 

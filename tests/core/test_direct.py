@@ -97,3 +97,36 @@ async def test_an_in_list_is_refused_with_a_clear_error(core):
     with pytest.raises(ValueError, match="IN list"):
         async with core.ctx.db.direct() as db:
             await db.rows(BY_STATUSES, {})
+
+
+async def test_a_column_left_to_its_python_default_is_refused_not_written_as_null(core, bot_id):
+    # status and attempts have Python-side defaults: only the ORM computes them per run
+    short = insert(_T).values({name: bindparam(name) for name in
+                               ("bot_id", "key", "payload", "received_at", "expires_at")})
+    row = {k: v for k, v in _row(core, bot_id, "d", {}).items() if k not in ("status", "attempts")}
+    with pytest.raises(ValueError, match="default"):
+        async with core.ctx.db.direct(write=True) as db:
+            await db.run(short, row)
+    async with core.ctx.db.direct() as db:
+        assert await db.rows(BY_KEY, {"bot_id": bot_id, "key": "d"}) == []
+
+
+async def test_an_atomic_group_commits_even_when_not_marked_as_writing(core, bot_id):
+    async with core.ctx.db.direct(atomic=True) as db:
+        await db.run(PLAIN_INSERT, _row(core, bot_id, "a", {}))
+    async with core.ctx.db.direct() as db:
+        assert len(await db.rows(BY_KEY, {"bot_id": bot_id, "key": "a"})) == 1
+
+
+async def test_a_chat_lock_outside_an_atomic_group_is_refused(core):
+    from core.services.outgoing_claim import lock_chat
+
+    if core.ctx.db.is_sqlite:  # one writer at a time: SQLite takes no chat lock at all
+        async with core.ctx.db.direct() as db:
+            assert await lock_chat(db, "bot", "chat", sqlite=True)
+        return
+    async with core.ctx.db.direct() as db:  # the lock would end with its one statement
+        with pytest.raises(ValueError, match="atomic"):
+            await lock_chat(db, "bot", "chat", sqlite=False)
+    async with core.ctx.db.direct(write=True, atomic=True) as db:
+        assert await lock_chat(db, "bot", "chat", sqlite=False)

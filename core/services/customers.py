@@ -22,7 +22,7 @@ from core.services import bonuses
 from core.services.context import CoreContext
 from core.services.ledger import CustomerLedger
 from core.services.programs import current_program, merchant_and_program
-from core.services.views import customer_json, entry_json
+from core.services.views import WITH_CUSTOMER, customer_json, entry_json
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ CRITERIA = {id(BY_PHONE): _where(Customer.phone), id(BY_ID): _where(Customer.id)
             id(BY_CODE): _where(Customer.referral_code)}
 _LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
 _CUSTOMER = select(*Customer.__table__.c).where(*_where(Customer.id))  # core.db.fastload
+# The customer with what its answer reads besides the lots (views.WITH_CUSTOMER).
+_CUSTOMER_VIEW = select(*Customer.__table__.c, *WITH_CUSTOMER).where(*_where(Customer.id))
 
 
 async def find_customer(
@@ -269,12 +271,15 @@ async def customer_answer(
     ctx: CoreContext, merchant_id: str, customer_id: str, at: datetime | None = None
 ) -> dict[str, Any]:
     _merchant, program = await merchant_and_program(ctx, merchant_id)
+    at = at or ctx.now()
     async with ctx.db.direct() as db:  # read-only: no session
-        found = await db.rows(_CUSTOMER, {"merchant_id": merchant_id, "value": customer_id})
+        found = await db.rows(_CUSTOMER_VIEW, {"merchant_id": merchant_id, "value": customer_id,
+                                               "customer_id": customer_id, "at": at})
         if not found:
             raise CustomerNotFound("no such customer")
-        customer = fastload.detached(Customer, found[0])
-        return await customer_json(db, program, customer, at or ctx.now())
+        row = found[0]
+        customer = fastload.detached(Customer, row)
+        return await customer_json(db, program, customer, at, extra=row[-len(WITH_CUSTOMER):])
 
 
 async def lookup_answer(ctx: CoreContext, merchant_id: str, ref: CustomerRef) -> dict[str, Any]:

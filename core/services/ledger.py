@@ -43,19 +43,24 @@ _LOTS_AT = select(_E.id, _E.occurred_at, _E.available_at, _E.expires_at, _E.amou
     _E.occurred_at <= bindparam("at"), _E.expires_at.is_(None) | (_E.expires_at > bindparam("at")))
 _TAKEN_LATER = select(_A.lot_id, _A.amount_cp, _A.occurred_at).where(
     _A.customer_id == bindparam("customer_id"), _A.occurred_at > bindparam("at"))
-# The debt now, less what entries after `at` added: one round trip for both.
-_DEBTS = select(Customer.debt_cp, select(func.coalesce(func.sum(_E.debt_cp), 0)).where(
-    _E.customer_id == bindparam("customer_id"), _E.occurred_at > bindparam("at"))
-    .scalar_subquery()).where(Customer.id == bindparam("customer_id"))
+# What entries after `at` added to the debt (the customer's debt now, less this, is the debt then).
+DEBT_LATER = select(func.coalesce(func.sum(_E.debt_cp), 0)).where(
+    _E.customer_id == bindparam("customer_id"), _E.occurred_at > bindparam("at")).scalar_subquery()
+# The debt now and DEBT_LATER: one round trip for both.
+_DEBTS = select(Customer.debt_cp, DEBT_LATER).where(Customer.id == bindparam("customer_id"))
 
 
-async def balance_of(session: Reader, customer_id: str, at: datetime) -> tuple[Balance, int]:
-    """(balance, debt) of a customer as of `at`, computed from the lots."""
+async def balance_of(session: Reader, customer_id: str, at: datetime,
+                     debts: tuple[int, int] | None = None) -> tuple[Balance, int]:
+    """(balance, debt) of a customer as of `at`, computed from the lots. `debts`: the debt now
+    and DEBT_LATER, when the caller read them already (with the customer, say)."""
     params = {"customer_id": customer_id, "at": at}
     lots = [Lot(*row) for row in await fastload.fetch_rows(session, _LOTS_AT, params)]
     later = [Allocation(*row) for row in await fastload.fetch_rows(session, _TAKEN_LATER, params)]
-    debts = await fastload.fetch_rows(session, _DEBTS, params)
-    debt_now, debt_later = (debts[0][0], debts[0][1]) if debts else (0, 0)
+    if debts is None:
+        found = await fastload.fetch_rows(session, _DEBTS, params)
+        debts = (found[0][0], found[0][1]) if found else (0, 0)
+    debt_now, debt_later = debts
     return balance_at(lots, at, later), int(debt_now or 0) - int(debt_later or 0)
 
 

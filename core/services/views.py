@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from core.db.models import Card, Customer, LedgerEntry, Merchant
 from core.domain.lots import Balance
 from core.domain.money import from_minor
 from core.domain.program import Program, Tier
-from core.services.ledger import balance_of
+from core.services.ledger import DEBT_LATER, balance_of
 
 EXPIRING_SHOWN = 5
 _TIMEZONE = select(Merchant.timezone).where(Merchant.id == bindparam("id"))  # built once
@@ -115,6 +116,13 @@ def iso_date(value: date | None) -> str | None:
 _ACTIVE_CARD = (select(Card.number)  # built once: every card and balance shown runs it
                 .where(Card.customer_id == bindparam("customer_id"), Card.status == "active")
                 .order_by(Card.issued_at.desc()).limit(1))
+# What customer_json reads besides the lots, for a select of the customer to carry along:
+# the active card's number and what entries after `at` added to the debt.
+WITH_CUSTOMER = (
+    select(Card.number).where(Card.customer_id == Customer.id, Card.status == "active")
+    .order_by(Card.issued_at.desc()).limit(1).scalar_subquery(),
+    DEBT_LATER,
+)
 
 
 async def active_card_number(session: Reader, customer_id: str) -> str | None:
@@ -123,14 +131,18 @@ async def active_card_number(session: Reader, customer_id: str) -> str | None:
 
 
 async def customer_json(
-    session: Reader, program: Program, customer: Customer, at: datetime
+    session: Reader, program: Program, customer: Customer, at: datetime,
+    extra: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """The Customer of the REST API, balances computed from the lots as of `at`."""
-    balance, debt = await balance_of(session, customer.id, at)
+    """The Customer of the REST API, balances computed from the lots as of `at`. `extra`: the
+    WITH_CUSTOMER columns, when they were read with the customer (two round trips fewer)."""
+    debts = None if extra is None else (customer.debt_cp, extra[1])
+    balance, debt = await balance_of(session, customer.id, at, debts)
+    card_number = await active_card_number(session, customer.id) if extra is None else extra[0]
     return {
         "id": customer.id,
         "phone": customer.phone,
-        "card_number": await active_card_number(session, customer.id),
+        "card_number": card_number,
         "name": customer.name,
         "birth_date": iso_date(customer.birth_date),
         "referral_code": customer.referral_code,

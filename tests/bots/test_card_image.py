@@ -57,3 +57,21 @@ def test_a_long_merchant_name_is_shortened_not_cut_off_the_card():
 def test_invite_qr_decodes_to_the_link():
     link = "https://t.me/testbot?start=ref_ABCDEFGH"
     assert [r.text for r in zxingcpp.read_barcodes(png(render_qr(link)))] == [link]
+
+
+def test_a_card_number_set_from_cached_digits_looks_as_drawn_whole():
+    """The number is set glyph by glyph (the cheap way); it must be the very same pixels
+    as the line drawn whole, and a number too wide for the card is still fitted."""
+    from bots.dialog.card_image import _digits, _stamp
+
+    for number in ("2123456789012", "2000 0000 1234", "7"):
+        whole = Image.new("L", (520, 80), 255)
+        mask, left, top = _stamp.__wrapped__(number, True, 36, 500)
+        whole.paste(0, (10 + left, 50 + top), mask)
+        set_ = Image.new("L", (520, 80), 255)
+        assert _digits(set_, (10, 50), number, True, 36, 500, 0)
+        assert ImageChops.difference(whole, set_).getbbox() is None, number
+    untouched = Image.new("L", (520, 80), 255)
+    assert not _digits(untouched, (10, 50), "1" * 40, True, 36, 500, 0)  # too wide: fitted
+    assert not _digits(untouched, (10, 50), "№ 12", True, 36, 500, 0)  # not digits
+    assert untouched.getbbox() is not None and ImageChops.invert(untouched).getbbox() is None

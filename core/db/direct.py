@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Dialect
@@ -169,15 +170,8 @@ class DirectPool:
                 statement_cache_size=cache, **options)
             return self._pool
 
-    @asynccontextmanager
-    async def statements(self, *, atomic: bool) -> AsyncIterator[Statements]:
-        pool = self._pool or await self._open()
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-            if atomic:
-                async with conn.transaction():
-                    yield _OnAsyncpg(conn, self.engine.dialect, atomic)
-            else:
-                yield _OnAsyncpg(conn, self.engine.dialect, atomic)
+    def statements(self, *, atomic: bool) -> AbstractAsyncContextManager[Statements]:
+        return _Lease(self, atomic)
 
     async def close(self) -> None:
         """Close the pool: connections in use get CLOSE_GRACE to come back, then are cut."""
@@ -190,6 +184,43 @@ class DirectPool:
             await asyncio.wait_for(pool.close(), CLOSE_GRACE)
         except TimeoutError:
             pool.terminate()
+
+
+class _Lease:
+    """A pooled connection for one `direct()` block, in a transaction when atomic (a plain
+    class: a generator-based context manager costs more than the statement it wraps)."""
+
+    __slots__ = ("owner", "atomic", "pool", "conn", "tx")
+
+    def __init__(self, owner: DirectPool, atomic: bool) -> None:
+        self.owner = owner
+        self.atomic = atomic
+        self.pool: Any = None
+        self.conn: Any = None
+        self.tx: Any = None
+
+    async def __aenter__(self) -> Statements:
+        self.pool = self.owner._pool or await self.owner._open()
+        self.conn = await self.pool.acquire(timeout=ACQUIRE_TIMEOUT)
+        if self.atomic:
+            try:
+                self.tx = self.conn.transaction()
+                await self.tx.start()
+            except BaseException:
+                await self.pool.release(self.conn)
+                raise
+        return _OnAsyncpg(self.conn, self.owner.engine.dialect, self.atomic)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            if self.tx is not None:
+                if exc_type is None:
+                    await self.tx.commit()
+                else:
+                    await self.tx.rollback()
+        finally:  # a transaction still open (a commit cut short) is rolled back by the release
+            await self.pool.release(self.conn)
 
 
 @asynccontextmanager

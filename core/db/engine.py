@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -58,9 +58,8 @@ class Database:
     def write_session(self) -> AsyncSession:
         return self._write()
 
-    @asynccontextmanager
-    async def direct(self, *, write: bool = False, atomic: bool = False
-                     ) -> AsyncIterator[Statements]:
+    def direct(self, *, write: bool = False, atomic: bool = False
+               ) -> AbstractAsyncContextManager[Statements]:
         """Statements without a session (core/db/direct.py), for short hot-path transactions.
 
         `write`: it writes (on SQLite: under the write lock, in a BEGIN IMMEDIATE transaction
@@ -68,9 +67,12 @@ class Database:
         PostgreSQL one statement alone is its own transaction; SQLite writes always are one).
         """
         if self._direct is not None:
-            async with self._direct.statements(atomic=atomic) as statements:
-                yield statements
-        elif write and self.write_lock is not None:
+            return self._direct.statements(atomic=atomic)
+        return self._on_core(write=write, atomic=atomic)
+
+    @asynccontextmanager
+    async def _on_core(self, *, write: bool, atomic: bool) -> AsyncIterator[Statements]:
+        if write and self.write_lock is not None:
             async with self.write_lock, on_core(self.write_engine, begin=True) as statements:
                 yield statements
         else:  # atomic without write still commits (a caller's slip must not lose writes)

@@ -22,6 +22,7 @@ BY_KEY = select(_T.c.id, _T.c.payload, _T.c.status, _T.c.last_error, _T.c.receiv
 FAILED = (update(_T).where(_T.c.id == bindparam("_id"))
           .values(status="failed", last_error=None, processed_at=bindparam("now")))
 BY_STATUSES = select(_T.c.id).where(_T.c.status.in_(("new", "retry")))
+BY_STATUSES_OK = select(_T.c.id).where((_T.c.status == "new") | (_T.c.status == "retry"))
 
 
 @pytest.fixture
@@ -130,3 +131,35 @@ async def test_a_chat_lock_outside_an_atomic_group_is_refused(core):
             await lock_chat(db, "bot", "chat", sqlite=False)
     async with core.ctx.db.direct(write=True, atomic=True) as db:
         assert await lock_chat(db, "bot", "chat", sqlite=False)
+
+
+async def test_closing_waits_briefly_for_a_held_connection_then_refuses_new_work(
+        core, monkeypatch):
+    """A shutdown is not held up for ever by a task stuck holding a connection, and nothing
+    opens a new pool behind the closed one."""
+    import asyncio
+
+    from core.db import direct
+    from core.db.engine import Database
+
+    if core.ctx.db.is_sqlite:
+        pytest.skip("the pool of direct statements exists on PostgreSQL only")
+    monkeypatch.setattr(direct, "CLOSE_GRACE", 0.3)
+    db = Database(core.ctx.db.url)
+    held = asyncio.Event()
+
+    async def stuck() -> None:
+        async with db.direct() as statements:
+            await statements.rows(BY_STATUSES_OK, {})
+            held.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(stuck())
+    await held.wait()
+    async with asyncio.timeout(5):
+        await db.close()  # waited CLOSE_GRACE, then cut the held connection
+    with pytest.raises(RuntimeError, match="closed"):
+        async with db.direct() as statements:
+            await statements.rows(BY_STATUSES_OK, {})
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)  # cut off or cancelled: either is fine

@@ -74,7 +74,7 @@ from webhook_procs import (
     wait_webhook,
 )
 from webhook_profile import Profiler, print_summary
-from webhook_report import limit_check, report
+from webhook_report import limit_check, report, rounds_summary
 from webhook_targets import peer_target, product_target
 
 UPDATE_STEP = 10_000_000  # update ids of each phase start this far apart: never a redelivery
@@ -258,21 +258,33 @@ def main(argv: list[str] | None = None) -> int:
     }
     if any("-pg" in name for name in args.names):
         meta["machine"]["postgresql"] = pg_admin(args.pg_dsn)
-    results: dict[str, Measured] = {}
+    rounds: list[dict[str, Measured]] = []
+    summaries: list[dict[str, Any]] = []
     with workspace() as workdir:
         fake, fake_url = start_fake(args.python, workdir / "fake.log")
         bench = Bench(args, workdir, fake, fake_url)
         try:
-            for name in args.names:
-                results[name] = bench.measure(name)
+            tag, root = bench.tag, bench.workdir
+            for number in range(1, args.rounds + 1):
+                if args.rounds > 1:  # each round on fresh databases and directories
+                    print(f"\n== round {number} of {args.rounds}", flush=True)
+                    bench.tag, bench.workdir = f"{tag}_r{number}", root / f"round{number}"
+                    bench.workdir.mkdir()
+                results = {name: bench.measure(name) for name in args.names}
+                rounds.append(results)
+                summaries.append(report(results, args))
         finally:
             stop(fake)
             drop_databases(args.pg_dsn, bench.databases)
-    summary = report(results, args)
+    spread = rounds_summary(summaries) if args.rounds > 1 else {}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"webhook-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps({**meta, "targets": {k: asdict(v) for k, v in results.items()}, **summary},
-                              indent=2, ensure_ascii=False))
+    document = {**meta, "targets": {k: asdict(v) for k, v in rounds[-1].items()}, **summaries[-1]}
+    if args.rounds > 1:
+        document["rounds"] = [{"targets": {k: asdict(v) for k, v in results.items()}, **summary}
+                              for results, summary in zip(rounds, summaries, strict=True)]
+        document["spread"] = spread
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False))
     print(f"\nwritten {out}")
     return 0
 

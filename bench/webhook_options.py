@@ -55,6 +55,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.names) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.customers <= max(args.concurrency, args.hot_chats):
         parser.error("--customers must exceed --concurrency and --hot-chats")
     return args

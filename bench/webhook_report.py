@@ -174,7 +174,9 @@ def rounds_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     for pair in summaries[0].get("ratios", {}):
         for key in ("throughput", "server_cpu_per_press"):
             values = [s["ratios"][pair][key] for s in summaries if pair in s.get("ratios", {})]
-            spread[f"{pair} {key}"] = {"rounds": values, "median": statistics.median(values)}
+            known = [v for v in values if v is not None]  # None: a round measured nothing
+            spread[f"{pair} {key}"] = {"rounds": values,
+                                       "median": statistics.median(known) if known else None}
     print()
     for name, found in spread.items():
         print(f"  {name} by round: " + ", ".join(f"x{v}" for v in found["rounds"])

@@ -203,9 +203,9 @@ class _Lease:
         self.pool = self.owner._pool or await self.owner._open()
         self.conn = await self.pool.acquire(timeout=ACQUIRE_TIMEOUT)
         if self.atomic:
-            try:
+            try:  # entered as `async with` does: asyncpg then knows the transaction is managed
                 self.tx = self.conn.transaction()
-                await self.tx.start()
+                await self.tx.__aenter__()
             except BaseException:
                 await self.pool.release(self.conn)
                 raise
@@ -214,11 +214,8 @@ class _Lease:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         try:
-            if self.tx is not None:
-                if exc_type is None:
-                    await self.tx.commit()
-                else:
-                    await self.tx.rollback()
+            if self.tx is not None:  # commit, or roll back on an exception
+                await self.tx.__aexit__(exc_type, exc, tb)
         finally:  # a transaction still open (a commit cut short) is rolled back by the release
             await self.pool.release(self.conn)
 

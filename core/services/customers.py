@@ -58,7 +58,6 @@ BY_PHONE, BY_ID, BY_CODE = (select(Customer).where(*_where(column))
 CRITERIA = {id(BY_PHONE): _where(Customer.phone), id(BY_ID): _where(Customer.id),
             id(BY_CODE): _where(Customer.referral_code)}
 _LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
-_CUSTOMER = select(*Customer.__table__.c).where(*_where(Customer.id))  # core.db.fastload
 # The customer with what its answer reads besides the lots (views.WITH_CUSTOMER).
 _CUSTOMER_VIEW = select(*Customer.__table__.c, *WITH_CUSTOMER).where(*_where(Customer.id))
 

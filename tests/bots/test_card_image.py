@@ -64,7 +64,9 @@ def test_a_card_number_set_from_cached_digits_looks_as_drawn_whole():
     as the line drawn whole, and a number too wide for the card is still fitted."""
     from bots.dialog.card_image import _digits, _stamp
 
-    for number in ("2123456789012", "2000 0000 1234", "7"):
+    every_pair = "".join(f"{n:02d}" for n in range(100))  # each digit after each digit
+    for number in ("2123456789012", "2000 0000 1234", "7", " 12 ",
+                   *(every_pair[i:i + 18] for i in range(0, 200, 17))):
         whole = Image.new("L", (520, 80), 255)
         mask, left, top = _stamp.__wrapped__(number, True, 36, 500)
         whole.paste(0, (10 + left, 50 + top), mask)

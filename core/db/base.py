@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table
+from sqlalchemy import DateTime, MetaData, Table, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -49,3 +49,10 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def insert_columns(table: Table, columns: tuple[str, ...], *, make: Any = insert) -> Any:
+    """INSERT of `columns`, each bound by its own name (built once, run with plain dicts; every
+    column the table needs is given, so no Python-side default is left to compute). `make`: a
+    dialect's insert, for its upsert."""
+    return make(table).values({name: bindparam(name) for name in columns})

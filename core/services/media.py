@@ -7,9 +7,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import select
 
-from core.db.base import table_of
+from core.db.base import insert_columns, table_of
 from core.db.models import Media
 from core.ids import new_id
 from core.services.context import CoreContext
@@ -42,7 +42,7 @@ def forget(media_ids: Iterable[str]) -> None:
 
 _COLUMNS = ("id", "merchant_id", "content_type", "size", "sha256", "data", "created_at")
 # Built once: every picture sent is stored first.
-_INSERT_ROW = insert(table_of(Media)).values({name: bindparam(name) for name in _COLUMNS})
+_INSERT_ROW = insert_columns(table_of(Media), _COLUMNS)
 
 
 class DbMediaStore:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import select
 
-from core.db.base import table_of
+from core.db.base import insert_columns, table_of
+from core.db.fastload import Reader
 from core.db.models import Bot, OutgoingMessage
 from core.db.uow import OUTGOING
 from core.ids import new_id
@@ -52,7 +53,7 @@ class NewOutgoing:
 _COLUMNS = ("id", "merchant_id", "bot_id", "channel_account_id", "chat_id", "priority", "kind",
             "body", "status", "attempts", "not_before", "created_at")
 # Built once: every message is saved first.
-_INSERT = insert(table_of(OutgoingMessage)).values({name: bindparam(name) for name in _COLUMNS})
+_INSERT = insert_columns(table_of(OutgoingMessage), _COLUMNS)
 
 
 async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Dispatcher | None = None,
@@ -108,14 +109,18 @@ def _rows(items: Sequence[NewOutgoing], now: datetime, *, claim: bool) -> Rows:
     } for item in items]
 
 
+async def _chat_free(ctx: CoreContext, reader: Reader, item: NewOutgoing) -> bool:
+    """The item's chat held for this transaction with nothing queued before it."""
+    return (await lock_chat(reader, item.bot_id, item.chat_id, sqlite=ctx.db.is_sqlite)
+            and not await chat_has_queue(reader, item.bot_id, item.chat_id))
+
+
 async def _save(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
                 claim_chat: bool) -> tuple[Rows, bool]:
     """The rows saved (claimed, when `claim_chat` and the chat is free), with no session:
     a reply's lock, check and insert in one short transaction."""
-    item = items[0]
     async with ctx.db.direct(write=True, atomic=True) as db:
-        claim = (claim_chat and await lock_chat(db, item.bot_id, item.chat_id, sqlite=ctx.db.is_sqlite)
-                 and not await chat_has_queue(db, item.bot_id, item.chat_id))
+        claim = claim_chat and await _chat_free(ctx, db, items[0])
         rows = _rows(items, now, claim=claim)
         await db.run(_INSERT, rows)
     return rows, claim
@@ -131,10 +136,7 @@ async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datet
             OutgoingMessage.channel_account_id.in_({i.channel_account_id for i in items}),
             key.in_(keys))))
         fresh = [item for item in items if item.key is None or item.key not in seen]
-        claim = (claim_chat and bool(fresh)
-                 and await lock_chat(uow.session, fresh[0].bot_id, fresh[0].chat_id,
-                                     sqlite=ctx.db.is_sqlite)
-                 and not await chat_has_queue(uow.session, fresh[0].bot_id, fresh[0].chat_id))
+        claim = claim_chat and bool(fresh) and await _chat_free(ctx, uow.session, fresh[0])
         rows = _rows(fresh, now, claim=claim)
         if rows:
             await uow.session.execute(_INSERT, rows)

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from core.db.base import table_of
+from core.db.base import insert_columns, table_of
 from core.db.models import InboundUpdate
 from core.services.context import CoreContext
 
@@ -41,7 +41,7 @@ def _store(insert: Any) -> Any:
     columns = ("bot_id", "key", "payload", "status", "attempts", "received_at", "processed_at",
                "expires_at")
     table = table_of(InboundUpdate)
-    return (insert(table).values({name: bindparam(name) for name in columns})
+    return (insert_columns(table, columns, make=insert)
             .on_conflict_do_nothing(index_elements=["bot_id", "key"]).returning(table.c.id))
 
 

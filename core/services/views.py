@@ -113,16 +113,15 @@ def iso_date(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-_ACTIVE_CARD = (select(Card.number)  # built once: every card and balance shown runs it
-                .where(Card.customer_id == bindparam("customer_id"), Card.status == "active")
-                .order_by(Card.issued_at.desc()).limit(1))
+def _active_card(customer_id: Any) -> fastload.AnySelect:
+    return (select(Card.number).where(Card.customer_id == customer_id, Card.status == "active")
+            .order_by(Card.issued_at.desc()).limit(1))
+
+
+_ACTIVE_CARD = _active_card(bindparam("customer_id"))  # built once: every card shown runs it
 # What customer_json reads besides the lots, for a select of the customer to carry along:
 # the active card's number and what entries after `at` added to the debt.
-WITH_CUSTOMER = (
-    select(Card.number).where(Card.customer_id == Customer.id, Card.status == "active")
-    .order_by(Card.issued_at.desc()).limit(1).scalar_subquery(),
-    DEBT_LATER,
-)
+WITH_CUSTOMER = (_active_card(Customer.id).scalar_subquery(), DEBT_LATER)
 
 
 async def active_card_number(session: Reader, customer_id: str) -> str | None:

@@ -42,6 +42,7 @@ async def _core(migrate: bool = True) -> Any:
 async def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from app.heap import freeze_startup_heap
     from app.logs import setup_logging
     from app.web import create_app
 
@@ -56,6 +57,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     site = web.TCPSite(runner, host, port)
     await site.start()
+    freeze_startup_heap()
     print(f"Kartochka is listening on http://{host}:{port}", flush=True)
     try:
         await _until_stopped()
@@ -65,6 +67,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def cmd_worker(_args: argparse.Namespace) -> int:
+    from app.heap import freeze_startup_heap
     from app.logs import setup_logging
 
     settings = _settings()
@@ -76,6 +79,7 @@ async def cmd_worker(_args: argparse.Namespace) -> int:
     telegram = TelegramRuntime(core.ctx, settings, core.messengers, receive=False)
     await core.start_background()
     await telegram.start()
+    freeze_startup_heap()
     try:
         await _until_stopped()
     finally:  # as app/web.py: the sends in flight end while their senders still work

@@ -24,6 +24,7 @@ Every run stops by itself: fixed counts, per-request timeouts, a timeout per pha
 
     /work/venv/bin/python bench/pos_api.py                       # everything, a few minutes
     /work/venv/bin/python bench/pos_api.py --targets product-pg,peer-pg --requests 5000
+    /work/venv/bin/python bench/pos_api.py --targets product-pg,peer-pg --rounds 3   # medians
 
 Results: one table on stdout and bench/results/pos_api-<timestamp>.json.
 """
@@ -70,7 +71,7 @@ from pos_procs import (
     wait_healthy,
     wait_quiet,
 )
-from pos_report import git_head, report, workspace
+from pos_report import git_head, report, rounds_summary, workspace
 
 # ---------------------------------------------------------------- one target
 
@@ -273,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the product from this source tree (e.g. a `git archive` of a commit)"
                              " instead of the installed one")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure the targets this many times, alternating, and give every"
+                             " round's ratios and their median (the machine's speed drifts)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     names = [name.strip() for name in args.targets.split(",") if name.strip()]
     unknown = set(names) - set(TARGETS)
     if unknown:
@@ -289,21 +295,33 @@ def main(argv: list[str] | None = None) -> int:
     }
     if any(name.endswith("-pg") for name in names):
         meta["machine"]["postgresql"] = pg_admin(args.pg_dsn)
-    results: dict[str, Measured] = {}
+    rounds: list[dict[str, Measured]] = []
+    summaries: list[dict[str, Any]] = []
     with workspace() as workdir:
         bench = Bench(args, workdir)
         try:
             bare = bare_process(args.python, args.settle)
-            for name in names:
-                results[name] = bench.measure(name)
+            tag = bench.tag
+            for number in range(1, args.rounds + 1):
+                if args.rounds > 1:  # each round on fresh databases and directories
+                    print(f"\n== round {number} of {args.rounds}", flush=True)
+                    bench.tag, bench.workdir = f"{tag}_r{number}", workdir / f"round{number}"
+                    bench.workdir.mkdir()
+                results = {name: bench.measure(name) for name in names}
+                rounds.append(results)
+                summaries.append(report(results, bare, args))
         finally:
             bench.cleanup()
-    summary = report(results, bare, args)
+    document = {**meta, "bare": {k.lower(): round(v, 1) for k, v in bare.items()},
+                "targets": {k: asdict(v) for k, v in rounds[-1].items()}, **summaries[-1]}
+    if args.rounds > 1:
+        document["rounds"] = [{"targets": {k: asdict(v) for k, v in results.items()}, **summary}
+                              for results, summary in zip(rounds, summaries, strict=True)]
+        document["spread"] = rounds_summary(
+            summaries, ("throughput", "p99_at_rate", "server_cpu_per_sale"), "p99_at_rate_ms")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"pos_api-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps({**meta, "bare": {k.lower(): round(v, 1) for k, v in bare.items()},
-                               "targets": {k: asdict(v) for k, v in results.items()}, **summary},
-                              indent=2, ensure_ascii=False))
+    out.write_text(json.dumps(document, indent=2, ensure_ascii=False))
     print(f"\nwritten {out}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -77,13 +78,35 @@ def report(results: dict[str, Measured], bare: dict[str, float], args: argparse.
             goals[f"{name} RSS growth after warm-up (MB)"] = round(m.rss_end_mb - m.rss_after_warmup_mb, 1)
             goals[f"{name} RSS above bare imports, peak (MB)"] = round(
                 m.rss_peak_mb - bare.get("VmRSS", 0.0), 1)
+    at_rate = {name: m.fixed_rate["p99_ms"] for name, m in results.items() if name.startswith("product")}
     failed = {name: m.closed["requests"] - m.closed["ok"] + m.fixed_rate["requests"] - m.fixed_rate["ok"]
               for name, m in results.items()}
     for key, value in goals.items():
         print(f"  {key}: {value}")
     if any(failed.values()):
         print(f"  non-2xx answers or errors: {failed}")
-    return {"ratios": ratios, "goals": goals, "failed_requests": failed}
+    return {"ratios": ratios, "goals": goals, "p99_at_rate_ms": at_rate, "failed_requests": failed}
+
+
+def rounds_summary(summaries: list[dict[str, Any]], keys: tuple[str, ...],
+                   figures: str | None = None) -> dict[str, Any]:
+    """Each ratio of `keys` over the rounds (and each figure of the summaries' `figures`
+    entry): every round's value and the median, printed. None is a round that measured nothing."""
+    series: dict[str, list[Any]] = {}
+    for pair in summaries[0].get("ratios", {}):
+        for key in keys:
+            series[f"{pair} {key}"] = [s["ratios"].get(pair, {}).get(key) for s in summaries]
+    for name in summaries[0].get(figures, {}) if figures else ():
+        series[f"{name} {figures}"] = [s[figures].get(name) for s in summaries]
+    spread: dict[str, Any] = {}
+    print()
+    for name, values in series.items():
+        known = [v for v in values if v is not None]
+        spread[name] = {"rounds": values,
+                        "median": round(statistics.median(known), 2) if known else None}
+        print(f"  {name} by round: " + ", ".join(f"{v}" for v in values)
+              + f"; median {spread[name]['median']}")
+    return spread
 
 
 def git_head() -> str | None:

@@ -56,7 +56,7 @@ from pos_procs import (
     wait_healthy,
     wait_quiet,
 )
-from pos_report import git_head, workspace
+from pos_report import git_head, rounds_summary, workspace
 from webhook_options import parse
 from webhook_procs import (
     Measured,
@@ -74,7 +74,7 @@ from webhook_procs import (
     wait_webhook,
 )
 from webhook_profile import Profiler, print_summary
-from webhook_report import limit_check, report, rounds_summary
+from webhook_report import limit_check, report
 from webhook_targets import peer_target, product_target
 
 UPDATE_STEP = 10_000_000  # update ids of each phase start this far apart: never a redelivery
@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop(fake)
             drop_databases(args.pg_dsn, bench.databases)
-    spread = rounds_summary(summaries) if args.rounds > 1 else {}
+    spread = (rounds_summary(summaries, ("throughput", "server_cpu_per_press")) if args.rounds > 1
+              else {})
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"webhook-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     document = {**meta, "targets": {k: asdict(v) for k, v in rounds[-1].items()}, **summaries[-1]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-import statistics
 from typing import Any
 
 from webhook_procs import Measured
@@ -166,19 +165,3 @@ def report(results: dict[str, Measured], args: argparse.Namespace) -> dict[str, 
                 f"{table} " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))
                 for table, counts in m.tables.items()))
     return {"ratios": ratios, "goals": goals}
-
-
-def rounds_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each ratio over the rounds: every round's figure and the median (printed)."""
-    spread: dict[str, Any] = {}
-    for pair in summaries[0].get("ratios", {}):
-        for key in ("throughput", "server_cpu_per_press"):
-            values = [s["ratios"][pair][key] for s in summaries if pair in s.get("ratios", {})]
-            known = [v for v in values if v is not None]  # None: a round measured nothing
-            spread[f"{pair} {key}"] = {"rounds": values,
-                                       "median": statistics.median(known) if known else None}
-    print()
-    for name, found in spread.items():
-        print(f"  {name} by round: " + ", ".join(f"x{v}" for v in found["rounds"])
-              + f"; median x{found['median']}")
-    return spread

@@ -21,18 +21,20 @@ from core.domain.lots import Allocation, Balance, Lot, balance_at, plan_spend, p
 from core.domain.program import Program
 from core.ids import new_id
 
+_LOT_KEYS = ("id", "occurred_at", "available_at", "expires_at", "amount_cp", "remaining_cp",
+             "redeem_cap_milli")
+
 
 def as_lot(entry: LedgerEntry) -> Lot:
-    assert entry.remaining_cp is not None and entry.available_at is not None
-    return Lot(
-        entry.id,
-        entry.occurred_at,
-        entry.available_at,
-        entry.expires_at,
-        entry.amount_cp,
-        entry.remaining_cp,
-        entry.redeem_cap_milli,
-    )
+    """The lot's figures, read from the object's own dict when all are there (a sale turns
+    every open lot into a Lot several times: the ORM's attribute access was most of it)."""
+    values = entry.__dict__
+    try:
+        lot = Lot(*[values[key] for key in _LOT_KEYS])
+    except KeyError:  # not loaded, or never set on a new object: the ORM's access knows
+        lot = Lot(*[getattr(entry, key) for key in _LOT_KEYS])
+    assert lot.remaining_cp is not None and lot.available_at is not None
+    return lot
 
 
 _E, _A = LedgerEntry, LotAllocation

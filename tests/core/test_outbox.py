@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from core.errors import RedeemExceedsLimit
 from core.services.customers import CustomerRef, RegisterCustomer, register_customer
-from core.services.outbox import BATCH, Outbox
+from core.services.outbox import BATCH, BUSY_LINGER_SECONDS, Outbox
 from core.services.purchases import register_sale
 from core.services.sales_input import SaleInput
 
@@ -78,6 +81,29 @@ async def test_a_failing_consumer_retries_without_holding_back_others(core, merc
     assert attempts == [good[0][0], good[0][0]]  # retried the same event, once more
 
 
+async def test_a_consumer_that_keeps_failing_never_holds_back_one_ahead_of_it(core, merchant_id):
+    ctx = core.ctx
+    ahead: list = []
+    await register_customer(ctx, merchant_id, RegisterCustomer(phone=PHONE))
+    first = Outbox(ctx)
+    first.register("ahead", _collector(ahead))
+    await first.drain()  # "ahead" stands past the first event; "broken" starts at 0 below
+
+    async def broken(event) -> None:
+        raise RuntimeError("platform down")
+
+    outbox = Outbox(ctx)
+    outbox.register("broken", broken)
+    outbox.register("ahead", _collector(ahead))
+    for i in range(3):
+        await register_sale(ctx, merchant_id, SaleInput(f"r{i}", 10_000, CustomerRef(phone=PHONE)))
+        await outbox.drain()
+        # The round read from where "broken" stands (a short batch); "ahead" still gets the
+        # sale's events in the same round.
+        assert [t for _, t in ahead][-2:] == ["PointsAccrued", "PurchaseRegistered"]
+    assert len(ahead) == 1 + 3 * 2
+
+
 async def test_a_backlog_longer_than_a_batch_reaches_every_consumer_in_order(core, merchant_id):
     ctx = core.ctx
     ahead, behind = [], []
@@ -120,3 +146,37 @@ async def test_a_round_another_process_overtook_records_nothing_and_stops(core, 
     before = len(mine)
     await outbox.drain()
     assert len(mine) - before == 2  # ... only the new sale's events next time
+
+
+async def test_under_a_steady_stream_a_round_gathers_the_events_of_several_kicks(core, merchant_id):
+    """Each round costs a few queries whatever its size: while rounds follow each other, a kick
+    waits longer for company. Every event is still handed on, once, in order."""
+    ctx = core.ctx
+    seen: list = []
+    rounds: list[int] = []
+
+    async def prepare(events) -> None:  # called once for each batch a round hands on
+        rounds.append(len(events))
+
+    outbox = Outbox(ctx, poll_seconds=60)
+    outbox.register("n", _collector(seen), prepare=prepare)
+    runner = asyncio.create_task(outbox.run())
+    started = time.monotonic()
+    try:
+        for i in range(40):
+            await register_customer(ctx, merchant_id, RegisterCustomer(phone=f"+7916{i:07d}"))
+            await outbox.kick()
+            await asyncio.sleep(0.02)
+        elapsed = time.monotonic() - started
+        for _ in range(200):
+            if len(seen) == 40:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        outbox.stop()
+        await runner
+    assert [t for _, t in seen] == ["CustomerRegistered"] * 40
+    assert [i for i, _ in seen] == sorted(i for i, _ in seen)
+    assert sum(rounds) == 40
+    # A round every LINGER_SECONDS (0.05 s) would be 25 and more here.
+    assert len(rounds) <= elapsed / BUSY_LINGER_SECONDS + 2, rounds

@@ -59,6 +59,7 @@ from pos_procs import (
     Server,
     bare_process,
     clean_env,
+    drop_databases,
     dsn_for,
     free_port,
     outbox_backlog,
@@ -232,12 +233,7 @@ class Bench:
         return result
 
     def cleanup(self) -> None:
-        for database in self.databases:
-            try:
-                pg_admin(self.args.pg_dsn, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            except Exception as exc:  # keep cleaning the rest
-                print(f"could not drop {database}: {exc}", file=sys.stderr)
-        self.databases.clear()
+        drop_databases(self.args.pg_dsn, self.databases)
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -307,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\n== round {number} of {args.rounds}", flush=True)
                     bench.tag, bench.workdir = f"{tag}_r{number}", workdir / f"round{number}"
                     bench.workdir.mkdir()
-                results = {name: bench.measure(name) for name in names}
-                rounds.append(results)
-                summaries.append(report(results, bare, args))
+                order = names if number % 2 else names[::-1]  # neither always goes first
+                results = {name: bench.measure(name) for name in order}
+                bench.cleanup()  # a round's databases gone before the next (autovacuum)
+                rounds.append({name: results[name] for name in names})
+                summaries.append(report(rounds[-1], bare, args))
         finally:
             bench.cleanup()
     document = {**meta, "bare": {k.lower(): round(v, 1) for k, v in bare.items()},

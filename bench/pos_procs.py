@@ -277,3 +277,10 @@ class Measured:
     server_log_lines: int = 0
 
 
+def drop_databases(admin_dsn: str, databases: list[str]) -> None:
+    for database in databases:
+        try:
+            pg_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        except Exception as exc:  # keep cleaning the rest
+            print(f"could not drop {database}: {exc}", file=sys.stderr)
+    databases.clear()

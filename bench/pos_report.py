@@ -104,8 +104,9 @@ def rounds_summary(summaries: list[dict[str, Any]], keys: tuple[str, ...],
         known = [v for v in values if v is not None]
         spread[name] = {"rounds": values,
                         "median": round(statistics.median(known), 2) if known else None}
-        print(f"  {name} by round: " + ", ".join(f"{v}" for v in values)
-              + f"; median {spread[name]['median']}")
+        unit = ("x{}" if name.startswith(tuple(summaries[0].get("ratios", {}))) else "{} ms").format
+        print(f"  {name} by round: " + ", ".join(unit(v) for v in values)
+              + f"; median {unit(spread[name]['median'])}")
     return spread
 
 

@@ -50,6 +50,7 @@ from pos_api import tail
 from pos_load import PHASE_TIMEOUT
 from pos_procs import (
     clean_env,
+    drop_databases,
     pg_admin,
     proc_memory,
     stop,
@@ -63,7 +64,6 @@ from webhook_procs import (
     Snapshot,
     Target,
     activity_per_press,
-    drop_databases,
     pg_activity,
     pg_xacts,
     sends_of,
@@ -270,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\n== round {number} of {args.rounds}", flush=True)
                     bench.tag, bench.workdir = f"{tag}_r{number}", root / f"round{number}"
                     bench.workdir.mkdir()
-                results = {name: bench.measure(name) for name in args.names}
+                order = args.names if number % 2 else args.names[::-1]  # neither always first
+                results = {name: bench.measure(name) for name in order}
+                results = {name: results[name] for name in args.names}
+                drop_databases(args.pg_dsn, bench.databases)  # gone before the next round
                 rounds.append(results)
                 summaries.append(report(results, args))
         finally:

@@ -218,12 +218,3 @@ def activity_per_press(before: Activity, after: Activity, presses: int) -> dict[
             found[table] = {k: round(v / presses, 2) for k, v in zip(("scans", "inserted", "updated",
                                                                     "deleted"), delta, strict=True)}
     return dict(sorted(found.items(), key=lambda item: -sum(item[1].values())))
-
-
-def drop_databases(admin_dsn: str, databases: list[str]) -> None:
-    for database in databases:
-        try:
-            pg_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        except Exception as exc:  # keep cleaning the rest
-            print(f"could not drop {database}: {exc}", file=sys.stderr)
-    databases.clear()

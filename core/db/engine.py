@@ -30,14 +30,14 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        # Connections are opened as needed and then kept: no overflow that a busy minute opens
-        # and closes again (each opening is a backend start and a wait on a request's path;
-        # under an uneven load they came and went many times a second).
+        # PostgreSQL: connections are opened as needed and then kept, no overflow that a busy
+        # minute opens and closes again (each opening is a backend start and a wait on a
+        # request's path; under an uneven load they came and went many times a second).
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
             kwargs = {"pool_size": pool_size * 2, "max_overflow": 0, "pool_recycle": 1800}
         elif ":memory:" not in url:
-            kwargs = {"pool_size": pool_size * 3, "max_overflow": 0, "pool_timeout": 60}
+            kwargs = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_timeout": 60}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_tuning(self.engine, busy_timeout_ms)

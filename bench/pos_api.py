@@ -271,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                              " instead of the installed one")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="measure the targets this many times, alternating, and give every"
-                             " round's ratios and their median (the machine's speed drifts)")
+                        help="measure the targets this many times, in the reverse order every other"
+                             " round, and give every round's ratios and their median (the machine's"
+                             " speed drifts)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")

@@ -48,8 +48,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="measure the targets this many times, alternating (a machine whose "
-                             "speed drifts shows in the spread); ratios per round and their median")
+                        help="measure the targets this many times, in the reverse order every other "
+                             "round (a machine whose speed drifts shows in the spread); ratios per "
+                             "round and their median")
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.targets.split(",") if n.strip()]
     unknown = set(args.names) - set(TARGETS)

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import fastload
 from core.db.fastload import Reader
 from core.db.models import Customer, LedgerEntry, LotAllocation, Merchant
-from core.domain.lots import Allocation, Balance, Lot, balance_at, plan_spend, plan_take_back
+from core.domain.lots import Balance, Lot, balance_at, plan_spend, plan_take_back
 from core.domain.program import Program
 from core.ids import new_id
 
@@ -39,12 +39,18 @@ def as_lot(entry: LedgerEntry) -> Lot:
 
 _E, _A = LedgerEntry, LotAllocation
 # Built once (every card and balance shown runs them); plain rows, no ORM objects: read only.
-_LOTS_AT = select(_E.id, _E.occurred_at, _E.available_at, _E.expires_at, _E.amount_cp,
-                  _E.remaining_cp, _E.redeem_cap_milli).where(
-    _E.customer_id == bindparam("customer_id"), _E.remaining_cp.is_not(None),
-    _E.occurred_at <= bindparam("at"), _E.expires_at.is_(None) | (_E.expires_at > bindparam("at")))
-_TAKEN_LATER = select(_A.lot_id, _A.amount_cp, _A.occurred_at).where(
-    _A.customer_id == bindparam("customer_id"), _A.occurred_at > bindparam("at"))
+# What was taken from each lot after `at` (negative: given back), to add to what it holds now.
+_TAKEN_LATER = (select(_A.lot_id, func.sum(_A.amount_cp).label("taken"))
+                .where(_A.customer_id == bindparam("customer_id"), _A.occurred_at > bindparam("at"))
+                .group_by(_A.lot_id).subquery())
+# The lots live at `at`, each with what it held then: one round trip.
+_LOTS_AT = (select(_E.id, _E.occurred_at, _E.available_at, _E.expires_at, _E.amount_cp,
+                   cast(_E.remaining_cp + func.coalesce(_TAKEN_LATER.c.taken, 0), BigInteger),
+                   _E.redeem_cap_milli)
+            .outerjoin_from(_E, _TAKEN_LATER, _TAKEN_LATER.c.lot_id == _E.id)
+            .where(_E.customer_id == bindparam("customer_id"), _E.remaining_cp.is_not(None),
+                   _E.occurred_at <= bindparam("at"),
+                   _E.expires_at.is_(None) | (_E.expires_at > bindparam("at"))))
 # What entries after `at` added to the debt (the customer's debt now, less this, is the debt then).
 DEBT_LATER = select(func.coalesce(func.sum(_E.debt_cp), 0)).where(
     _E.customer_id == bindparam("customer_id"), _E.occurred_at > bindparam("at")).scalar_subquery()
@@ -58,12 +64,11 @@ async def balance_of(session: Reader, customer_id: str, at: datetime,
     and DEBT_LATER, when the caller read them already (with the customer, say)."""
     params = {"customer_id": customer_id, "at": at}
     lots = [Lot(*row) for row in await fastload.fetch_rows(session, _LOTS_AT, params)]
-    later = [Allocation(*row) for row in await fastload.fetch_rows(session, _TAKEN_LATER, params)]
     if debts is None:
         found = await fastload.fetch_rows(session, _DEBTS, params)
         debts = (found[0][0], found[0][1]) if found else (0, 0)
     debt_now, debt_later = debts
-    return balance_at(lots, at, later), int(debt_now or 0) - int(debt_later or 0)
+    return balance_at(lots, at), int(debt_now or 0) - int(debt_later or 0)
 
 
 _OPEN_LOTS = select(*LedgerEntry.__table__.c).where(  # built once: the sale's hot path

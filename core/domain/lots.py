@@ -32,15 +32,6 @@ class Lot:
         return self.live_at(at) and self.available_at <= at
 
 
-@dataclass(frozen=True)
-class Allocation:
-    """Points taken from (positive) or returned to (negative) a lot at a time."""
-
-    lot_id: str
-    amount_cp: int
-    occurred_at: datetime
-
-
 @dataclass
 class Balance:
     available_cp: int = 0
@@ -49,31 +40,17 @@ class Balance:
     expiring: list[tuple[int, datetime]] = field(default_factory=list)
 
 
-def remaining_at(
-    lots: Iterable[Lot], later: Iterable[Allocation] | None, at: datetime
-) -> dict[str, int]:
-    """What each lot held at `at`: what it holds now plus what was taken from it after `at`.
+def balance_at(lots: Iterable[Lot], at: datetime) -> Balance:
+    """Available, pending (with activation times) and expiring (with expiry times) at `at`.
 
-    `later` are the allocations made after `at` (none when asking about now).
+    A lot's `remaining_cp` is what it held at `at` (for a past time, the reader added back
+    what was taken after it: core/services/ledger.py).
     """
-    held = {lot.id: lot.remaining_cp for lot in lots}
-    for alloc in later or ():
-        if alloc.occurred_at > at and alloc.lot_id in held:
-            held[alloc.lot_id] += alloc.amount_cp
-    return held
-
-
-def balance_at(
-    lots: Iterable[Lot], at: datetime, later: Iterable[Allocation] | None = None
-) -> Balance:
-    """Available, pending (with activation times) and expiring (with expiry times) at `at`."""
-    lots = list(lots)
-    left = remaining_at(lots, later, at)
     balance = Balance()
     pending: dict[datetime, int] = defaultdict(int)
     expiring: dict[datetime, int] = defaultdict(int)
     for lot in lots:
-        amount = left[lot.id]
+        amount = lot.remaining_cp
         if amount <= 0 or not lot.live_at(at):
             continue
         if lot.available_at <= at:

@@ -9,7 +9,7 @@ import pytest
 
 from core.domain.engine import SaleLine, evaluate, max_redeem
 from core.domain.facts import SaleFacts
-from core.domain.lots import Allocation, Lot, balance_at, plan_spend, plan_take_back
+from core.domain.lots import Lot, balance_at, plan_spend, plan_take_back
 from core.domain.money import allocate, from_minor, round_cp, to_minor
 from core.domain.program import Program, Tier, default_program
 from core.domain.refunds import LineRequest, LineState, cumulative_delta, plan_refund
@@ -123,13 +123,6 @@ def test_balance_at_splits_available_pending_and_expired():
     assert b.pending == [(50, T0 + timedelta(days=14))]
     b = balance_at(lots, T0 + timedelta(days=21))
     assert (b.available_cp, b.pending_cp) == (157, 0)
-
-
-def test_balance_at_a_past_time_adds_back_later_spending():
-    lots = [Lot("l1", T0, T0, None, 100, 40)]
-    later = [Allocation("l1", 60, T0 + timedelta(days=5))]
-    assert balance_at(lots, T0 + timedelta(days=1), later).available_cp == 100
-    assert balance_at(lots, T0 + timedelta(days=6), later).available_cp == 40
 
 
 def test_spending_takes_the_first_expiring_lot_first():

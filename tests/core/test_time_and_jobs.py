@@ -102,13 +102,19 @@ async def test_activation_job_announces_points(client, auth, core):
     assert event is not None and event.payload["points"] == "50.00"
 
 
-async def test_history_is_answered_as_of_a_past_time(client, auth, clock):
+async def _earn_then_redeem(client, auth, clock) -> str:
+    """A customer earns 50 points on day 0 (r1), spends 30 and earns 3 on day 10 (r2)."""
     cid = await _customer(client, auth)
     await call(client, "POST", "/api/v1/purchases", headers=auth, json={
         "receipt_id": "r1", "customer": {"phone": PHONE}, "total": "1000.00"})
     clock.advance_to(START + timedelta(days=10))
     await call(client, "POST", "/api/v1/purchases", headers=auth, json={
         "receipt_id": "r2", "customer": {"phone": PHONE}, "total": "100.00", "redeem": "30"})
+    return cid
+
+
+async def test_history_is_answered_as_of_a_past_time(client, auth, clock):
+    cid = await _earn_then_redeem(client, auth, clock)
     assert (await _at(client, auth, cid, START + timedelta(days=5)))["available"] == "50.00"
     assert (await _at(client, auth, cid, START + timedelta(days=11)))["available"] == "23.00"
 
@@ -116,12 +122,7 @@ async def test_history_is_answered_as_of_a_past_time(client, auth, clock):
 async def test_a_refund_changes_the_balance_from_its_time_on_not_before(client, auth, clock):
     """The refund gives the 30 redeemed points back to their lot and takes the 3 accrued
     back: as of a time before it, the balance is what it was then."""
-    cid = await _customer(client, auth)
-    await call(client, "POST", "/api/v1/purchases", headers=auth, json={
-        "receipt_id": "r1", "customer": {"phone": PHONE}, "total": "1000.00"})
-    clock.advance_to(START + timedelta(days=10))
-    await call(client, "POST", "/api/v1/purchases", headers=auth, json={
-        "receipt_id": "r2", "customer": {"phone": PHONE}, "total": "100.00", "redeem": "30"})
+    cid = await _earn_then_redeem(client, auth, clock)
     clock.advance_to(START + timedelta(days=12))
     status, body = await call(client, "POST", "/api/v1/purchases/r2/refunds", headers=auth,
                               json={"refund_id": "f1"})

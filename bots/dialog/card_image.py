@@ -2,23 +2,27 @@
 
 Drawn with qrcode (the matrix only) and Pillow, with the DejaVu fonts shipped beside this
 module (Pillow's default font has no Cyrillic). The card is drawn in one channel (0 = ink,
-255 = paper) and saved as a two-colour palette ramp: a third of the bytes of RGB to
-compress, which is most of the cost. The same input gives the same bytes, so results are
-cached; so are the header of each merchant, the lines of text (tier and balance lines
+255 = paper) and saved as a two-colour palette ramp (bots/dialog/png.py): a third of the bytes
+of RGB to compress, which is most of the cost. The same input gives the same bytes, so the last
+files are kept; so are the header of each merchant, the lines of text (tier and balance lines
 repeat across customers) and each digit (a card number is set from them). One card takes
-about 2 ms (a fixed QR mask saves the mask search), so it is drawn inline rather than in a
-thread.
+2-3 ms (a fixed QR mask saves the mask search). The flows call `card_png` and `qr_png`, which
+draw on the event loop (about 1 ms) and compress off it; `render_card` and `render_qr` do both
+here.
 """
 
 from __future__ import annotations
 
-import io
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from functools import cache, lru_cache
 from pathlib import Path
 
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
+
+from bots.dialog import png
 
 FONTS = Path(__file__).with_name("fonts")
 WIDTH, HEIGHT = 720, 400
@@ -30,6 +34,8 @@ BRAND = (24, 44, 84)
 WHITE = (255, 255, 255)
 # Level g is BRAND blended towards WHITE by g/255.
 RAMP = [round(b + (w - b) * g / 255) for g in range(256) for b, w in zip(BRAND, WHITE, strict=True)]
+PALETTE = bytes(RAMP)
+KEPT = 512  # files kept (a card is about 11 kB): a customer shows a card again and again
 
 
 @cache
@@ -63,15 +69,6 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, bold: bool, size: int, width: int
     while text and draw.textlength(text + "…", font=face) > width:
         text = text[:-1]
     return text + "…", face
-
-
-def _png(image: Image.Image) -> bytes:
-    """A one-channel drawing saved with the BRAND→WHITE palette."""
-    paletted = Image.frombytes("P", image.size, image.tobytes())
-    paletted.putpalette(RAMP)
-    out = io.BytesIO()
-    paletted.save(out, format="PNG", compress_level=3)
-    return out.getvalue()
 
 
 @lru_cache(maxsize=64)
@@ -137,10 +134,9 @@ def _line(image: Image.Image, xy: tuple[int, int], text: str, bold: bool, size: 
     image.paste(fill, (xy[0] + left, xy[1] + top), mask)
 
 
-@lru_cache(maxsize=512)
-def render_card(number: str, *, merchant: str, balance: str, tier: str,
-                caption: str = "") -> bytes:
-    """The card PNG: `balance` and `tier` are finished lines in the customer's language
+def draw_card(number: str, *, merchant: str, balance: str, tier: str,
+              caption: str = "") -> Image.Image:
+    """The card, drawn: `balance` and `tier` are finished lines in the customer's language
     ("Баланс: 5 бонусов"), `caption` a small label above the number ("Карта")."""
     image = _base(merchant).copy()
     qr = qr_image(number, QR_SIZE)
@@ -157,10 +153,57 @@ def render_card(number: str, *, merchant: str, balance: str, tier: str,
     for line in (balance, tier):
         _line(image, (left, y), line, False, 26, width, INK)
         y += 46
-    return _png(image)
+    return image
 
 
-@lru_cache(maxsize=256)
+def draw_qr(data: str, size: int = 480) -> Image.Image:
+    """A plain QR (the invite link)."""
+    return qr_image(data, size)
+
+
+_kept: OrderedDict[Hashable, bytes] = OrderedDict()  # the last files made, the latest at the end
+
+
+def _kept_file(key: Hashable) -> bytes | None:
+    found = _kept.get(key)
+    if found is not None:
+        _kept.move_to_end(key)
+    return found
+
+
+def _keep(key: Hashable, data: bytes) -> bytes:
+    _kept[key] = data
+    while len(_kept) > KEPT:
+        _kept.popitem(last=False)
+    return data
+
+
+def _file(key: Hashable, draw: Callable[[], Image.Image]) -> bytes:
+    return _kept_file(key) or _keep(key, png.encode(draw(), PALETTE))
+
+
+async def _file_off_loop(key: Hashable, draw: Callable[[], Image.Image]) -> bytes:
+    return _kept_file(key) or _keep(key, await png.encode_off_loop(draw(), PALETTE))
+
+
+def render_card(number: str, *, merchant: str, balance: str, tier: str, caption: str = "") -> bytes:
+    """The card as a PNG file (see `draw_card`)."""
+    return _file(("card", number, merchant, balance, tier, caption), lambda: draw_card(
+        number, merchant=merchant, balance=balance, tier=tier, caption=caption))
+
+
+def card_png(number: str, *, merchant: str, balance: str, tier: str,
+             caption: str = "") -> Awaitable[bytes]:
+    """As `render_card`, compressed off the event loop."""
+    return _file_off_loop(("card", number, merchant, balance, tier, caption), lambda: draw_card(
+        number, merchant=merchant, balance=balance, tier=tier, caption=caption))
+
+
 def render_qr(data: str, size: int = 480) -> bytes:
-    """A plain QR PNG (the invite link)."""
-    return _png(qr_image(data, size))
+    """A plain QR as a PNG file (the invite link)."""
+    return _file(("qr", data, size), lambda: draw_qr(data, size))
+
+
+def qr_png(data: str, size: int = 480) -> Awaitable[bytes]:
+    """As `render_qr`, compressed off the event loop."""
+    return _file_off_loop(("qr", data, size), lambda: draw_qr(data, size))

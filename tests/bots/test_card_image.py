@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import zxingcpp
 from PIL import Image, ImageChops, ImageDraw
 
-from bots.dialog.card_image import font, render_card, render_qr
+from bots.dialog import png as png_file
+from bots.dialog.card_image import PALETTE, RAMP, card_png, draw_card, font, render_card, render_qr
 
 CARD = dict(merchant="Кофейня «Зерно»", balance="Баланс: 1 250 бонусов", caption="Карта")
 
@@ -16,6 +18,11 @@ def png(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     assert image.format == "PNG"
     return image
+
+
+def fresh(number: str, **card: str) -> bytes:
+    """A card's file made now (render_card keeps the last ones)."""
+    return png_file.encode(draw_card(number, **card), PALETTE)
 
 
 def glyph(face, ch: str) -> bytes:
@@ -30,16 +37,16 @@ def test_qr_decodes_to_the_card_number():
 
 
 def test_same_card_same_bytes():
-    first = render_card.__wrapped__("2000000000008", tier="Уровень: Золотой", **CARD)
-    second = render_card.__wrapped__("2000000000008", tier="Уровень: Золотой", **CARD)
+    first = fresh("2000000000008", tier="Уровень: Золотой", **CARD)
+    second = fresh("2000000000008", tier="Уровень: Золотой", **CARD)
     assert first == second
 
 
 def test_cyrillic_is_drawn_with_real_glyphs():
     """A font without Cyrillic draws every letter as the same missing-glyph box: the word
     "Золотой" would then look exactly like seven U+FFFF characters."""
-    word = render_card.__wrapped__("2123456789012", tier="Уровень: Золотой", **CARD)
-    boxes = render_card.__wrapped__("2123456789012", tier="Уровень: " + "\uffff" * 7, **CARD)
+    word = fresh("2123456789012", tier="Уровень: Золотой", **CARD)
+    boxes = fresh("2123456789012", tier="Уровень: " + "\uffff" * 7, **CARD)
     assert ImageChops.difference(png(word).convert("L"), png(boxes).convert("L")).getbbox() is not None
     for face in (font(False, 26), font(True, 26)):
         missing = glyph(face, "\uffff")
@@ -47,11 +54,45 @@ def test_cyrillic_is_drawn_with_real_glyphs():
 
 
 def test_a_long_merchant_name_is_shortened_not_cut_off_the_card():
-    data = render_card.__wrapped__("2123456789012", merchant="Очень длинное название " * 5,
-                                   balance="Баланс: 0 бонусов", tier="Уровень: Базовый")
+    data = fresh("2123456789012", merchant="Очень длинное название " * 5,
+                 balance="Баланс: 0 бонусов", tier="Уровень: Базовый")
     image = png(data)
     assert image.size == (720, 400)
     assert [r.text for r in zxingcpp.read_barcodes(image)] == ["2123456789012"]
+
+
+def test_the_file_holds_the_drawing_in_the_brand_palette():
+    drawn = draw_card("2123456789012", tier="Уровень: Золотой", **CARD)
+    image = png(fresh("2123456789012", tier="Уровень: Золотой", **CARD))
+    assert image.mode == "P" and image.size == drawn.size
+    assert image.getpalette()[:768] == RAMP
+    assert image.tobytes() == drawn.tobytes()  # each level is its palette index
+    assert image.convert("RGB").getpixel((0, 0)) == (24, 44, 84)  # the header, in BRAND
+    assert image.convert("RGB").getpixel((719, 399)) == (255, 255, 255)
+
+
+async def test_a_card_made_off_the_event_loop_is_the_same_file():
+    data = await card_png("2000000000015", tier="Уровень: Золотой", **CARD)
+    assert data == fresh("2000000000015", tier="Уровень: Золотой", **CARD)
+    assert render_card("2000000000015", tier="Уровень: Золотой", **CARD) == data
+
+
+async def test_the_event_loop_goes_on_while_a_file_is_compressed():
+    """Other chats are answered meanwhile: compressing (most of a card's cost) runs in a thread."""
+    noise = Image.effect_noise((1500, 1500), 80).convert("L")  # tens of ms to compress
+    turns = 0
+
+    async def other_chat() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_chat())
+    data = await png_file.encode_off_loop(noise, PALETTE)
+    task.cancel()
+    assert turns > 10
+    assert png(data).tobytes() == noise.tobytes()
 
 
 def test_invite_qr_decodes_to_the_link():

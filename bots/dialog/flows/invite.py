@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bots.dialog.card_image import render_qr
+from bots.dialog.card_image import qr_png
 from bots.dialog.dialog import Router, Turn
 from bots.dialog.flows.menu import back_row, currency_sign
 from bots.dialog.screens import Image
@@ -41,6 +41,6 @@ async def show_invite(turn: Turn) -> None:
     code = answer["referral_code"]
     link = await turn.deps.deep_link(turn.account.bot_id, "ref_" + code)
     _merchant, program = await merchant_and_program(turn.ctx, turn.account.merchant_id)
-    image = Image(filename="invite.png", data=render_qr(link)) if link else None
+    image = Image(filename="invite.png", data=await qr_png(link)) if link else None
     turn.say("invite.text", image=image, buttons=[back_row(turn)], link=link, code=code,
              money=await currency_sign(turn), **rewards(program))

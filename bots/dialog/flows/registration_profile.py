@@ -7,7 +7,7 @@ from decimal import Decimal
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from bots.dialog.card_image import render_card
+from bots.dialog.card_image import card_png
 from bots.dialog.dialog import Turn
 from bots.dialog.flows.menu import show_menu
 from bots.dialog.flows.registration_state import PROFILE, Step, go
@@ -87,7 +87,7 @@ async def welcome(turn: Turn, view: registration.WelcomeView) -> None:
     image = None
     if view.card_number:
         t = turn.texts
-        image = Image(filename="card.png", data=render_card(
+        image = Image(filename="card.png", data=await card_png(
             view.card_number, merchant=merchant.name, caption=t("registration.card_caption"),
             balance=t("registration.card_balance", amount=balance),
             tier=t("registration.card_tier", tier=view.tier_name)))

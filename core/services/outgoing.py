@@ -23,7 +23,7 @@ from core.db.models import Bot, OutgoingMessage
 from core.db.uow import OUTGOING
 from core.ids import new_id
 from core.services.context import CoreContext
-from core.services.outgoing_claim import Claimed, chat_has_queue, lock_chat
+from core.services.outgoing_claim import Claimed, chat_has_queue, lock_chat, save_claiming
 
 if TYPE_CHECKING:
     from core.services.dispatcher import Dispatcher
@@ -118,8 +118,16 @@ async def _chat_free(ctx: CoreContext, reader: Reader, item: NewOutgoing) -> boo
 async def _save(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
                 claim_chat: bool) -> tuple[Rows, bool]:
     """The rows saved (claimed, when `claim_chat` and the chat is free), with no session:
-    a reply's lock, check and insert in one short transaction."""
-    async with ctx.db.direct(write=True, atomic=True) as db:
+    on PostgreSQL one statement (the chat's lock and check in a function), on SQLite a reply's
+    check and insert in one short transaction."""
+    if claim_chat and not ctx.db.is_sqlite:
+        rows = _rows(items, now, claim=False)
+        async with ctx.db.direct(write=True) as db:
+            claim = await save_claiming(db, items[0].bot_id, items[0].chat_id, rows, now)
+        if claim:
+            rows = [{**row, "status": "sending", "not_before": now} for row in rows]
+        return rows, claim
+    async with ctx.db.direct(write=True, atomic=claim_chat) as db:
         claim = claim_chat and await _chat_free(ctx, db, items[0])
         rows = _rows(items, now, claim=claim)
         await db.run(_INSERT, rows)

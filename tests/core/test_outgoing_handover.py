@@ -6,10 +6,13 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from core.ports import OutgoingEnvelope, SendResult
 from core.services import dispatcher as dispatcher_module
 from core.services.dispatcher import Dispatcher
 from core.services.outgoing import SERVICE, enqueue
+from core.services.outgoing_claim import lock_chat
 from tests.core.outgoing_kit import FakeSender, dispatcher, make_bot, message, rows
 
 
@@ -84,6 +87,31 @@ async def test_a_reply_never_overtakes_what_its_chat_already_has_queued(core, me
         await _stop(running, task)
     assert [text for _chat, text, _t in sender.sent] == ["points added", "your card"]
     assert {row.status for row in (await rows(core)).values()} == {"sent"}
+
+
+async def test_a_reply_to_a_chat_another_process_is_sending_to_waits_in_the_queue(core, merchant_id):
+    """Another process's dispatcher holds the chat (the lock of its claim, not yet committed):
+    the reply is saved queued, not handed over, and is sent once that process lets go."""
+    if core.ctx.db.is_sqlite:
+        pytest.skip("SQLite serves one process: there is no chat lock to hold")
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    sender = FakeSender()
+    running, task = await _running(core, bot_id, sender, poll_seconds=0.1)
+    try:
+        async with core.ctx.db.direct(write=True, atomic=True) as other:
+            assert await lock_chat(other, bot_id, account.chat_id, sqlite=False)
+            await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
+            assert (await rows(core))["your card"].status == "queued"
+            await asyncio.sleep(0.3)  # polls come and go: the chat is still held
+            assert sender.sent == []
+        for _ in range(300):
+            if sender.sent:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await _stop(running, task)
+    assert [text for _chat, text, _t in sender.sent] == ["your card"]
+    assert (await rows(core))["your card"].status == "sent"
 
 
 async def test_a_reply_to_a_stopped_dispatcher_waits_in_the_queue(core, merchant_id):

@@ -26,7 +26,7 @@ STAGES = (
     ("sender: send to the Bot API", ("bots/telegram/sender.py",)),
     ("dispatcher: claim, media, mark", ("core/services/dispatcher.py", "core/services/outgoing_claim.py")),
     ("update worker: store, claim, mark", ("core/services/updates.py", "core/services/group_commit.py")),
-    ("card image (qrcode + pillow)", ("bots/dialog/card_image.py",)),
+    ("card image (qrcode + pillow + zlib)", ("bots/dialog/card_image.py", "bots/dialog/png.py")),
     ("delivery: media + enqueue", ("bots/dialog/delivery.py",)),
     ("dialog: account, state, flow", ("bots/dialog/dialog.py", "bots/dialog/flows/")),
     ("aiogram: parse and route the update", ("aiogram/dispatcher/", "bots/telegram/processing.py")),

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from core.db.base import insert_columns, table_of
 from core.db.fastload import Reader
 from core.db.models import Bot, OutgoingMessage
+from core.db.outgoing_rows import INSERT, claimed, save_for_chat
 from core.db.uow import OUTGOING
 from core.ids import new_id
 from core.services.context import CoreContext
-from core.services.outgoing_claim import Claimed, chat_has_queue, lock_chat, save_claiming
+from core.services.outgoing_claim import Claimed, chat_has_queue, lock_chat
 
 if TYPE_CHECKING:
     from core.services.dispatcher import Dispatcher
@@ -48,12 +48,6 @@ class NewOutgoing:
     kind: str
     not_before: datetime | None = None
     key: str | None = None
-
-
-_COLUMNS = ("id", "merchant_id", "bot_id", "channel_account_id", "chat_id", "priority", "kind",
-            "body", "status", "attempts", "not_before", "created_at")
-# Built once: every message is saved first.
-_INSERT = insert_columns(table_of(OutgoingMessage), _COLUMNS)
 
 
 async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Dispatcher | None = None,
@@ -99,14 +93,14 @@ Rows = list[dict[str, Any]]
 
 
 def _rows(items: Sequence[NewOutgoing], now: datetime, *, claim: bool) -> Rows:
-    return [{
+    rows = [{
         "id": new_id("out"), "merchant_id": item.merchant_id, "bot_id": item.bot_id,
         "channel_account_id": item.channel_account_id, "chat_id": item.chat_id,
         "priority": item.priority, "kind": item.kind,
         "body": item.body if item.key is None else {**item.body, "key": item.key},
-        "status": "sending" if claim else "queued", "attempts": 0,
-        "not_before": now if claim else item.not_before or now, "created_at": now,
+        "status": "queued", "attempts": 0, "not_before": item.not_before or now, "created_at": now,
     } for item in items]
+    return [claimed(row, now) for row in rows] if claim else rows
 
 
 async def _chat_free(ctx: CoreContext, reader: Reader, item: NewOutgoing) -> bool:
@@ -117,21 +111,15 @@ async def _chat_free(ctx: CoreContext, reader: Reader, item: NewOutgoing) -> boo
 
 async def _save(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
                 claim_chat: bool) -> tuple[Rows, bool]:
-    """The rows saved (claimed, when `claim_chat` and the chat is free), with no session:
-    on PostgreSQL one statement (the chat's lock and check in a function), on SQLite a reply's
-    check and insert in one short transaction."""
-    if claim_chat and not ctx.db.is_sqlite:
-        rows = _rows(items, now, claim=False)
-        async with ctx.db.direct(write=True) as db:
-            claim = await save_claiming(db, items[0].bot_id, items[0].chat_id, rows, now)
-        if claim:
-            rows = [{**row, "status": "sending", "not_before": now} for row in rows]
-        return rows, claim
-    async with ctx.db.direct(write=True, atomic=claim_chat) as db:
-        claim = claim_chat and await _chat_free(ctx, db, items[0])
-        rows = _rows(items, now, claim=claim)
-        await db.run(_INSERT, rows)
-    return rows, claim
+    """The rows saved (claimed, when `claim_chat` and the chat is free), with no session: a
+    reply's in one round trip on PostgreSQL (core/db/outgoing_rows.py)."""
+    rows = _rows(items, now, claim=False)
+    if not claim_chat:
+        async with ctx.db.direct(write=True) as db:  # one statement: all rows or none
+            await db.run(INSERT, rows)
+        return rows, False
+    claim = await save_for_chat(ctx.db, rows, now)
+    return ([claimed(row, now) for row in rows] if claim else rows), claim
 
 
 async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
@@ -147,7 +135,7 @@ async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datet
         claim = claim_chat and bool(fresh) and await _chat_free(ctx, uow.session, fresh[0])
         rows = _rows(fresh, now, claim=claim)
         if rows:
-            await uow.session.execute(_INSERT, rows)
+            await uow.session.execute(INSERT, rows)
         await uow.commit()
     return rows, claim
 

@@ -9,21 +9,19 @@ to it; on SQLite (one process) the write lock serialises the claim.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import fastload
-from core.db.base import UTCDateTime, table_of
-from core.db.direct import Statements
+from core.db.base import table_of
 from core.db.fastload import Reader
 from core.db.models import Bot, ChannelAccount, OutgoingMessage
+from core.db.outgoing_rows import QUEUED, chat_key
 from core.db.uow import UnitOfWork
 from core.services.context import CoreContext
 
@@ -127,18 +125,8 @@ async def _still_ours(uow: UnitOfWork, claimed: list[list[Claimed]],
                                                     sqlite=uow.db.is_sqlite)]
 
 
-def _chat_key(bot_id: str, chat_id: str) -> int:
-    digest = hashlib.blake2b(f"{bot_id}:{chat_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 # Built once (every reply saved already claimed runs them; core.db.fastload).
 _LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
-_QUEUED = (select(OutgoingMessage.id)
-           .where(OutgoingMessage.bot_id == bindparam("bot_id"),
-                  OutgoingMessage.chat_id == bindparam("chat_id"),
-                  or_(OutgoingMessage.status == "queued", OutgoingMessage.status == "sending"))
-           .limit(1))
 
 
 async def lock_chat(reader: Reader, bot_id: str, chat_id: str, *, sqlite: bool) -> bool:
@@ -152,44 +140,13 @@ async def lock_chat(reader: Reader, bot_id: str, chat_id: str, *, sqlite: bool) 
         return True
     if not isinstance(reader, AsyncSession) and not reader.atomic:
         raise ValueError("a chat lock lasts for its transaction: take it in an atomic one")
-    rows = await fastload.fetch_rows(reader, _LOCK, {"key": _chat_key(bot_id, chat_id)})
+    rows = await fastload.fetch_rows(reader, _LOCK, {"key": chat_key(bot_id, chat_id)})
     return bool(rows[0][0])
-
-
-# PostgreSQL: a reply's rows saved in one statement, claimed ("sending", due now) when
-# outgoing_chat_free() holds the chat for the statement's transaction and finds nothing of it
-# queued or being sent (the function's own snapshot is taken after the lock: see its
-# migration), else queued as given. The rows come as one JSON array.
-_SAVE_CLAIMING = text("""
-    WITH chat AS MATERIALIZED (SELECT outgoing_chat_free(:key, :bot_id, :chat_id) AS free)
-    INSERT INTO outgoing_messages (id, merchant_id, bot_id, channel_account_id, chat_id, priority,
-                                   kind, body, status, attempts, not_before, created_at)
-    SELECT r.id, r.merchant_id, :bot_id, r.channel_account_id, :chat_id, r.priority, r.kind, r.body,
-           CASE WHEN chat.free THEN 'sending' ELSE 'queued' END, 0,
-           CASE WHEN chat.free THEN :now ELSE r.not_before END, :now
-    FROM chat, json_to_recordset(CAST(:rows AS json)) AS r(
-        id varchar, merchant_id varchar, channel_account_id varchar, priority integer,
-        kind varchar, body json, not_before timestamptz)
-    RETURNING status""").bindparams(bindparam("now", type_=UTCDateTime())).columns(status=String)
-
-
-async def save_claiming(db: Statements, bot_id: str, chat_id: str, rows: Sequence[dict[str, Any]],
-                        now: datetime) -> bool:
-    """Save queued `rows` of one chat in one round trip (PostgreSQL), claimed instead when the
-    chat is free (as `lock_chat` and `chat_has_queue` would find it); True when claimed."""
-    document = json.dumps([{
-        "id": row["id"], "merchant_id": row["merchant_id"],
-        "channel_account_id": row["channel_account_id"], "priority": row["priority"],
-        "kind": row["kind"], "body": row["body"], "not_before": row["not_before"].isoformat(),
-    } for row in rows])
-    saved = await db.rows(_SAVE_CLAIMING, {"key": _chat_key(bot_id, chat_id), "bot_id": bot_id,
-                                           "chat_id": chat_id, "now": now, "rows": document})
-    return bool(saved[0][0] == "sending")
 
 
 async def chat_has_queue(reader: Reader, bot_id: str, chat_id: str) -> bool:
     """Whether a chat has rows queued or being sent: nothing new may go before them."""
-    return bool(await fastload.fetch_rows(reader, _QUEUED, {"bot_id": bot_id, "chat_id": chat_id}))
+    return bool(await fastload.fetch_rows(reader, QUEUED, {"bot_id": bot_id, "chat_id": chat_id}))
 
 
 async def return_to_queue(ctx: CoreContext, ids: Sequence[str]) -> None:

@@ -9,7 +9,7 @@ now is saved already claimed when its chat is free: held by this transaction (an
 lock) and with nothing queued or being sent. The check has to see what committed before the
 lock was taken, so it cannot share one statement's snapshot with the lock; a function's
 statements each take a snapshot of their own (read committed), so the lock, the check and the
-insert go in one round trip (core/services/outgoing_claim.py, SAVE_CLAIMING).
+insert go in one round trip (core/db/outgoing_rows.py).
 """
 from alembic import op
 
@@ -31,6 +31,7 @@ def upgrade() -> None:
                 RETURN false;
             END IF;
             -- a statement of its own: its snapshot is taken after the lock
+            -- (the same question as core/db/outgoing_rows.QUEUED)
             RETURN NOT EXISTS (
                 SELECT 1 FROM outgoing_messages
                 WHERE bot_id = bot AND chat_id = chat AND status IN ('queued', 'sending'));

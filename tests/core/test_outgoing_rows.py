@@ -1,0 +1,74 @@
+"""A reply's rows saved claimed when its chat is free (core/db/outgoing_rows.py), on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+
+from core.db.outgoing_rows import chat_key, save_for_chat
+from core.ids import new_id
+from core.services.outgoing import REPLY, enqueue
+from tests.core.outgoing_kit import make_bot, message, rows
+
+
+def _row(account, text_: str, now, **changes):
+    row = {"id": new_id("out"), "merchant_id": account.merchant_id, "bot_id": account.bot_id,
+           "channel_account_id": account.id, "chat_id": account.chat_id, "priority": REPLY,
+           "kind": "reply", "body": {"text": text_}, "status": "queued", "attempts": 0,
+           "not_before": now, "created_at": now}
+    return {**row, **changes}
+
+
+async def test_a_free_chat_gets_its_reply_claimed_and_a_busy_one_queued(core, merchant_id, clock):
+    _bot_id, (account,) = await make_bot(core, merchant_id)
+    now = clock.now()
+    assert await save_for_chat(core.ctx.db, [_row(account, "card", now), _row(account, "menu", now)],
+                               now)
+    assert not await save_for_chat(core.ctx.db, [_row(account, "later", now)], now)
+    saved = await rows(core)
+    assert {name: row.status for name, row in saved.items()} == {
+        "card": "sending", "menu": "sending", "later": "queued"}
+    assert saved["card"].body == {"text": "card"} and saved["card"].not_before == now
+
+
+async def test_rows_of_two_chats_are_refused_and_nothing_is_saved(core, merchant_id, clock):
+    _bot_id, (one, other) = await make_bot(core, merchant_id, chats=2)
+    now = clock.now()
+    with pytest.raises(ValueError, match="one chat"):
+        await save_for_chat(core.ctx.db, [_row(one, "a", now), _row(other, "b", now)], now)
+    assert await rows(core) == {}
+
+
+async def test_the_chat_check_sees_a_message_committed_after_its_statement_began(
+        core, merchant_id):
+    """The check must see what another process committed before the chat's lock was taken,
+    though its statement began earlier. Here a statement that calls outgoing_chat_free() waits
+    first; meanwhile a message for the chat is queued and committed; the check sees it. (In one
+    plain statement the check would read the older snapshot, find the chat free, and a reply
+    could then overtake that message.)"""
+    if core.ctx.db.is_sqlite:
+        pytest.skip("SQLite serves one process: no chat lock, no snapshot older than it")
+    bot_id, (account,) = await make_bot(core, merchant_id)
+    probe = text("SELECT outgoing_chat_free(:key, :bot_id, :chat_id)"
+                 " FROM (SELECT pg_sleep(1) OFFSET 0) AS wait")
+
+    async def check() -> bool:
+        async with core.ctx.db.read() as session:
+            return bool(await session.scalar(probe, {
+                "key": chat_key(bot_id, account.chat_id), "bot_id": bot_id,
+                "chat_id": account.chat_id}))
+
+    checking = asyncio.create_task(check())
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                   " AND query LIKE '%outgoing_chat_free%'")
+    for _ in range(500):  # until the statement is in its wait (a read of its own each time:
+        async with core.ctx.db.read() as watcher:  # the activity view holds still in one)
+            if await watcher.scalar(waiting):
+                break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the checking statement never began")
+    await enqueue(core.ctx, [message(account, "points added")])  # committed, queued
+    assert await checking is False

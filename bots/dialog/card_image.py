@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from concurrent.futures import Executor
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -182,28 +183,39 @@ def _file(key: Hashable, draw: Callable[[], Image.Image]) -> bytes:
     return _kept_file(key) or _keep(key, png.encode(draw(), PALETTE))
 
 
-async def _file_off_loop(key: Hashable, draw: Callable[[], Image.Image]) -> bytes:
-    return _kept_file(key) or _keep(key, await png.encode_off_loop(draw(), PALETTE))
+async def _file_off_loop(key: Hashable, draw: Callable[[], Image.Image],
+                         executor: Executor | None) -> bytes:
+    return _kept_file(key) or _keep(key, await png.encode_off_loop(draw(), PALETTE, executor))
+
+
+Job = tuple[Hashable, Callable[[], Image.Image]]  # a file's key among the kept, and its drawing
+
+
+def _card(number: str, merchant: str, balance: str, tier: str, caption: str) -> Job:
+    return ("card", number, merchant, balance, tier, caption), lambda: draw_card(
+        number, merchant=merchant, balance=balance, tier=tier, caption=caption)
+
+
+def _qr(data: str, size: int) -> Job:
+    return ("qr", data, size), lambda: draw_qr(data, size)
 
 
 def render_card(number: str, *, merchant: str, balance: str, tier: str, caption: str = "") -> bytes:
     """The card as a PNG file (see `draw_card`)."""
-    return _file(("card", number, merchant, balance, tier, caption), lambda: draw_card(
-        number, merchant=merchant, balance=balance, tier=tier, caption=caption))
+    return _file(*_card(number, merchant, balance, tier, caption))
 
 
-def card_png(number: str, *, merchant: str, balance: str, tier: str,
-             caption: str = "") -> Awaitable[bytes]:
-    """As `render_card`, compressed off the event loop."""
-    return _file_off_loop(("card", number, merchant, balance, tier, caption), lambda: draw_card(
-        number, merchant=merchant, balance=balance, tier=tier, caption=caption))
+def card_png(number: str, *, merchant: str, balance: str, tier: str, caption: str = "",
+             executor: Executor | None = None) -> Awaitable[bytes]:
+    """As `render_card`, compressed off the event loop, in `executor` (png.encode_off_loop)."""
+    return _file_off_loop(*_card(number, merchant, balance, tier, caption), executor)
 
 
 def render_qr(data: str, size: int = 480) -> bytes:
     """A plain QR as a PNG file (the invite link)."""
-    return _file(("qr", data, size), lambda: draw_qr(data, size))
+    return _file(*_qr(data, size))
 
 
-def qr_png(data: str, size: int = 480) -> Awaitable[bytes]:
-    """As `render_qr`, compressed off the event loop."""
-    return _file_off_loop(("qr", data, size), lambda: draw_qr(data, size))
+def qr_png(data: str, size: int = 480, *, executor: Executor | None = None) -> Awaitable[bytes]:
+    """As `render_qr`, compressed off the event loop, in `executor`."""
+    return _file_off_loop(*_qr(data, size), executor)

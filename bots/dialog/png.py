@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 
 from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPRESS_LEVEL = 3  # as Pillow's default for PNG: level 6 halves the speed for a fifth less
-_pool: ThreadPoolExecutor | None = None  # one thread: a card's rows take about a millisecond
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -47,12 +46,11 @@ def encode(image: Image.Image, palette: bytes) -> bytes:
     return assemble(image.size, palette, zlib.compress(scanlines(image), COMPRESS_LEVEL))
 
 
-async def encode_off_loop(image: Image.Image, palette: bytes) -> bytes:
-    """As `encode`, the compression in this module's thread."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(1, thread_name_prefix="png")
+async def encode_off_loop(image: Image.Image, palette: bytes, executor: Executor | None = None
+                          ) -> bytes:
+    """As `encode`, the compression in `executor`'s threads (None: the event loop's default;
+    the app gives one thread of its own: a card's rows take about a millisecond)."""
     rows = scanlines(image)
     compressed = await asyncio.get_running_loop().run_in_executor(
-        _pool, zlib.compress, rows, COMPRESS_LEVEL)
+        executor, zlib.compress, rows, COMPRESS_LEVEL)
     return assemble(image.size, palette, compressed)

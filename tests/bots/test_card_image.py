@@ -8,6 +8,7 @@ import io
 import zxingcpp
 from PIL import Image, ImageChops, ImageDraw
 
+from bots.dialog import card_image
 from bots.dialog import png as png_file
 from bots.dialog.card_image import PALETTE, RAMP, card_png, draw_card, font, render_card, render_qr
 
@@ -74,7 +75,17 @@ def test_the_file_holds_the_drawing_in_the_brand_palette():
 async def test_a_card_made_off_the_event_loop_is_the_same_file():
     data = await card_png("2000000000015", tier="Уровень: Золотой", **CARD)
     assert data == fresh("2000000000015", tier="Уровень: Золотой", **CARD)
-    assert render_card("2000000000015", tier="Уровень: Золотой", **CARD) == data
+
+
+def test_only_the_last_files_are_kept(monkeypatch):
+    monkeypatch.setattr(card_image, "KEPT", 2)
+    first = render_qr("https://t.me/testbot?start=ref_1")
+    assert render_qr("https://t.me/testbot?start=ref_1") is first  # kept: not made again
+    render_qr("https://t.me/testbot?start=ref_2")
+    render_qr("https://t.me/testbot?start=ref_3")
+    again = render_qr("https://t.me/testbot?start=ref_1")
+    assert again == first and again is not first  # dropped, made anew
+    assert len(card_image._kept) == 2
 
 
 async def test_the_event_loop_goes_on_while_a_file_is_compressed():
@@ -91,6 +102,7 @@ async def test_the_event_loop_goes_on_while_a_file_is_compressed():
     task = asyncio.create_task(other_chat())
     data = await png_file.encode_off_loop(noise, PALETTE)
     task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     assert turns > 10
     assert png(data).tobytes() == noise.tobytes()
 

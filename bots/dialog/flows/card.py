@@ -29,6 +29,7 @@ async def show_card(turn: Turn) -> None:
     png = await card_png(number, merchant=merchant.name,
                          balance=turn.texts("card.image_balance", amount=available),
                          tier=turn.texts("card.image_tier", tier=tier),
-                         caption=turn.texts("card.image_caption"))
+                         caption=turn.texts("card.image_caption"),
+                         executor=turn.deps.images)
     turn.say("card.text", image=Image(filename="card.png", data=png), buttons=[back_row(turn)],
              number=number, amount=available, tier=tier)

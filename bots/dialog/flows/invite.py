@@ -41,6 +41,8 @@ async def show_invite(turn: Turn) -> None:
     code = answer["referral_code"]
     link = await turn.deps.deep_link(turn.account.bot_id, "ref_" + code)
     _merchant, program = await merchant_and_program(turn.ctx, turn.account.merchant_id)
-    image = Image(filename="invite.png", data=await qr_png(link)) if link else None
+    image = None
+    if link:
+        image = Image(filename="invite.png", data=await qr_png(link, executor=turn.deps.images))
     turn.say("invite.text", image=image, buttons=[back_row(turn)], link=link, code=code,
              money=await currency_sign(turn), **rewards(program))

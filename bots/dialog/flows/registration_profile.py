@@ -90,7 +90,8 @@ async def welcome(turn: Turn, view: registration.WelcomeView) -> None:
         image = Image(filename="card.png", data=await card_png(
             view.card_number, merchant=merchant.name, caption=t("registration.card_caption"),
             balance=t("registration.card_balance", amount=balance),
-            tier=t("registration.card_tier", tier=view.tier_name)))
+            tier=t("registration.card_tier", tier=view.tier_name),
+            executor=turn.deps.images))
     turn.say("registration.welcome", image=image, new=bool(turn.account.data.get("new")),
              name=view.name, card=view.card_number, merchant=merchant.name, amount=balance,
              available=view.available, pending=view.pending, later=view.first_purchase_bonus)

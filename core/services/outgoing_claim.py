@@ -125,7 +125,7 @@ async def _still_ours(uow: UnitOfWork, claimed: list[list[Claimed]],
                                                     sqlite=uow.db.is_sqlite)]
 
 
-# Built once (every reply saved already claimed runs them; core.db.fastload).
+# Built once (each claim, and a keyed reply saved claimed, runs it; core.db.fastload).
 _LOCK = select(func.pg_try_advisory_xact_lock(bindparam("key")))
 
 

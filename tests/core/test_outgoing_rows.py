@@ -13,12 +13,11 @@ from core.services.outgoing import REPLY, enqueue
 from tests.core.outgoing_kit import make_bot, message, rows
 
 
-def _row(account, text_: str, now, **changes):
-    row = {"id": new_id("out"), "merchant_id": account.merchant_id, "bot_id": account.bot_id,
-           "channel_account_id": account.id, "chat_id": account.chat_id, "priority": REPLY,
-           "kind": "reply", "body": {"text": text_}, "status": "queued", "attempts": 0,
-           "not_before": now, "created_at": now}
-    return {**row, **changes}
+def _row(account, text_: str, now):
+    return {"id": new_id("out"), "merchant_id": account.merchant_id, "bot_id": account.bot_id,
+            "channel_account_id": account.id, "chat_id": account.chat_id, "priority": REPLY,
+            "kind": "reply", "body": {"text": text_}, "status": "queued", "attempts": 0,
+            "not_before": now, "created_at": now}
 
 
 async def test_a_free_chat_gets_its_reply_claimed_and_a_busy_one_queued(core, merchant_id, clock):

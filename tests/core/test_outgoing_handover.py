@@ -42,6 +42,14 @@ async def _running(core: Any, bot_id: str, sender: FakeSender,
     raise AssertionError("the dispatcher never started")
 
 
+async def _until_sent(sender: FakeSender, count: int) -> None:
+    """Until `count` messages were sent, or 3 s (the assertions after it then say what went)."""
+    for _ in range(300):
+        if len(sender.sent) >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def _stop(running: Dispatcher, task: asyncio.Task[None]) -> None:
     running.stop()
     await asyncio.wait_for(task, timeout=30)
@@ -55,10 +63,7 @@ async def test_a_reply_handed_over_is_sent_without_waiting_for_a_claim(core, mer
     running, task = await _running(core, bot_id, sender, poll_seconds=3600)
     try:
         [row_id] = await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
-        for _ in range(200):
-            if sender.sent:
-                break
-            await asyncio.sleep(0.01)
+        await _until_sent(sender, 1)
     finally:
         await _stop(running, task)
     assert [text for _chat, text, _t in sender.sent] == ["your card"]
@@ -78,10 +83,7 @@ async def test_a_reply_never_overtakes_what_its_chat_already_has_queued(core, me
         await enqueue(core.ctx, [message(account, "your card")], hand_to=running)
         assert (await rows(core))["your card"].status == "queued"
         sender.gate.set()
-        for _ in range(300):
-            if len(sender.sent) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await _until_sent(sender, 2)
     finally:
         sender.gate.set()
         await _stop(running, task)
@@ -104,10 +106,7 @@ async def test_a_reply_to_a_chat_another_process_is_sending_to_waits_in_the_queu
             assert (await rows(core))["your card"].status == "queued"
             await asyncio.sleep(0.3)  # polls come and go: the chat is still held
             assert sender.sent == []
-        for _ in range(300):
-            if sender.sent:
-                break
-            await asyncio.sleep(0.01)
+        await _until_sent(sender, 1)
     finally:
         await _stop(running, task)
     assert [text for _chat, text, _t in sender.sent] == ["your card"]

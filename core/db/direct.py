@@ -4,10 +4,10 @@ An AsyncSession costs about 0.3 ms of CPU to open, begin, commit and close, on t
 statements; a "show my card" runs seven such transactions, each a statement or two of Core SQL
 built once. `Database.direct()` runs them on a bare connection instead:
 
-- on PostgreSQL, an asyncpg connection from a small pool of its own, the statement's SQL and
-  bind processing compiled by SQLAlchemy once (as core/db/fastload.py does inside a session),
-  JSON coded as SQLAlchemy's asyncpg dialect codes it; a single statement runs in its own
-  implicit transaction, `atomic=True` wraps several in one;
+- on PostgreSQL, an asyncpg connection from a small pool of its own (core/db/direct_pool.py),
+  the statement's SQL and bind processing compiled by SQLAlchemy once (as core/db/fastload.py
+  does inside a session), JSON coded as SQLAlchemy's asyncpg dialect codes it; a single
+  statement runs in its own implicit transaction, `atomic=True` wraps several in one;
 - on SQLite, an SQLAlchemy Core connection (the write lock and BEGIN IMMEDIATE when writing, as
   a unit of work takes them), since SQLite's cost is elsewhere.
 
@@ -18,16 +18,15 @@ Nothing here knows any table: services keep their SQL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.db.direct_pool import Connections, Lease
 from core.db.pending import call_driver, driver_form
 
 Params = Mapping[str, Any]
@@ -133,91 +132,50 @@ async def _json_codecs(conn: Any) -> None:
                               schema="pg_catalog", format="binary")
 
 
-async def _keep(_conn: Any) -> None:
-    """Nothing to reset when a connection goes back: these statements set no session state
-    (an open transaction is still rolled back by the pool)."""
-
-
-ACQUIRE_TIMEOUT = 30.0  # seconds to wait for a free connection (as SQLAlchemy's pool waits)
-CLOSE_GRACE = 10.0  # seconds a closing pool waits for its connections to come back
-
-
 class DirectPool:
-    """The asyncpg pool behind `Database.direct()` on PostgreSQL, opened on first use."""
+    """The connections behind `Database.direct()` on PostgreSQL (core/db/direct_pool.py),
+    opened as the engine would open them, with JSON coded as its dialect codes it."""
 
     def __init__(self, engine: AsyncEngine, size: int) -> None:
         self.engine = engine
-        self.size = size
-        self._pool: Any = None
-        self._opening = asyncio.Lock()
-        self._closed = False
+        self.connections = Connections(self._connect, size)
+        self._options: dict[str, Any] | None = None
 
-    async def _open(self) -> Any:
+    async def _connect(self) -> Any:
         import asyncpg
 
-        async with self._opening:  # two first uses at once open one pool
-            if self._closed:
-                raise RuntimeError("the database is closed")
-            if self._pool is not None:
-                return self._pool
+        if self._options is None:
             _args, options = self.engine.dialect.create_connect_args(self.engine.url)
             options = dict(options)
-            cache = options.pop("prepared_statement_cache_size", 100)
+            options["statement_cache_size"] = options.pop("prepared_statement_cache_size", 100)
             for name in ("async_creator_fn", "prepared_statement_name_func"):
                 options.pop(name, None)
-            self._pool = await asyncpg.create_pool(
-                min_size=1, max_size=self.size, init=_json_codecs, reset=_keep,
-                statement_cache_size=cache, **options)
-            return self._pool
+            self._options = options
+        conn = await asyncpg.connect(**self._options)
+        try:
+            await _json_codecs(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
     def statements(self, *, atomic: bool) -> AbstractAsyncContextManager[Statements]:
-        return _Lease(self, atomic)
+        return _Lease(self.connections, atomic, self.engine.dialect)
 
     async def close(self) -> None:
-        """Close the pool: connections in use get CLOSE_GRACE to come back, then are cut."""
-        async with self._opening:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            await asyncio.wait_for(pool.close(), CLOSE_GRACE)
-        except TimeoutError:
-            pool.terminate()
+        """Refuse new work; connections in use get CLOSE_GRACE to come back, then are cut."""
+        await self.connections.close()
 
 
-class _Lease:
-    """A pooled connection for one `direct()` block, in a transaction when atomic (a plain
-    class: a generator-based context manager costs more than the statement it wraps)."""
+class _Lease(Lease):
+    __slots__ = ("dialect",)
 
-    __slots__ = ("owner", "atomic", "pool", "conn", "tx")
-
-    def __init__(self, owner: DirectPool, atomic: bool) -> None:
-        self.owner = owner
-        self.atomic = atomic
-        self.pool: Any = None
-        self.conn: Any = None
-        self.tx: Any = None
+    def __init__(self, pool: Connections, atomic: bool, dialect: Dialect) -> None:
+        super().__init__(pool, atomic)
+        self.dialect = dialect
 
     async def __aenter__(self) -> Statements:
-        self.pool = self.owner._pool or await self.owner._open()
-        self.conn = await self.pool.acquire(timeout=ACQUIRE_TIMEOUT)
-        if self.atomic:
-            try:  # entered as `async with` does: asyncpg then knows the transaction is managed
-                self.tx = self.conn.transaction()
-                await self.tx.__aenter__()
-            except BaseException:
-                await self.pool.release(self.conn)
-                raise
-        return _OnAsyncpg(self.conn, self.owner.engine.dialect, self.atomic)
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        try:
-            if self.tx is not None:  # commit, or roll back on an exception
-                await self.tx.__aexit__(exc_type, exc, tb)
-        finally:  # a transaction still open (a commit cut short) is rolled back by the release
-            await self.pool.release(self.conn)
+        return _OnAsyncpg(await super().__aenter__(), self.dialect, self.atomic)
 
 
 @asynccontextmanager

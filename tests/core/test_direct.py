@@ -140,12 +140,12 @@ async def test_closing_waits_briefly_for_a_held_connection_then_refuses_new_work
     import asyncio
     import time
 
-    from core.db import direct
+    from core.db import direct_pool
     from core.db.engine import Database
 
     if core.ctx.db.is_sqlite:
         pytest.skip("the pool of direct statements exists on PostgreSQL only")
-    monkeypatch.setattr(direct, "CLOSE_GRACE", 0.5)
+    monkeypatch.setattr(direct_pool, "CLOSE_GRACE", 0.5)
     db = Database(core.ctx.db.url)
     held, closed = asyncio.Event(), asyncio.Event()
 

@@ -5,10 +5,11 @@ module (Pillow's default font has no Cyrillic). The card is drawn in one channel
 255 = paper) and saved as a two-colour palette ramp (bots/dialog/png.py): a third of the bytes
 of RGB to compress, which is most of the cost. The same input gives the same bytes, so the last
 files are kept; so are the header of each merchant, the lines of text (tier and balance lines
-repeat across customers) and each digit (a card number is set from them). One card takes
-2-3 ms (a fixed QR mask saves the mask search). The flows call `card_png` and `qr_png`, which
-draw on the event loop (about 1 ms) and compress off it; `render_card` and `render_qr` do both
-here.
+repeat across customers), each digit (a card number is set from them) and the QR matrix of
+each card number (a card shown again after a purchase needs a new file, not a new QR). One
+card takes 1-2 ms (a fixed QR mask saves the mask search). The flows call `card_png` and
+`qr_png`, which draw on the event loop (about 0.5 ms, 0.2 ms with the QR kept) and compress
+off it; `render_card` and `render_qr` do both here.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ WHITE = (255, 255, 255)
 RAMP = [round(b + (w - b) * g / 255) for g in range(256) for b, w in zip(BRAND, WHITE, strict=True)]
 PALETTE = bytes(RAMP)
 KEPT = 512  # files kept (a card is about 11 kB): a customer shows a card again and again
+QR_KEPT = 4096  # QR matrices kept (under 1 kB each): a card's is the same whatever its balance
 
 
 @cache
@@ -46,8 +48,10 @@ def font(bold: bool, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONTS / name), size)
 
 
-def qr_image(data: str, size: int) -> Image.Image:
-    """A black-on-white QR of `data` with its quiet zone, scaled to about `size` pixels."""
+@lru_cache(maxsize=QR_KEPT)
+def _qr_modules(data: str) -> Image.Image:
+    """The QR of `data`, one pixel per module, with its quiet zone (qrcode is pure Python:
+    the matrix is most of a card's drawing, and a card number's never changes)."""
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, mask_pattern=0)
     code.add_data(data)
     code.make(fit=True)
@@ -55,6 +59,13 @@ def qr_image(data: str, size: int) -> Image.Image:
     n = len(matrix)
     small = Image.new("L", (n, n), 255)
     small.putdata([0 if cell else 255 for row in matrix for cell in row])
+    return small
+
+
+def qr_image(data: str, size: int) -> Image.Image:
+    """A black-on-white QR of `data` with its quiet zone, scaled to about `size` pixels."""
+    small = _qr_modules(data)
+    n = small.width
     scale = max(size // n, 1)
     return small.resize((n * scale, n * scale), Image.Resampling.NEAREST)
 

@@ -37,6 +37,14 @@ def test_qr_decodes_to_the_card_number():
     assert [r.text for r in zxingcpp.read_barcodes(png(data))] == ["2123456789012"]
 
 
+def test_a_card_drawn_again_with_a_new_balance_keeps_its_own_qr():
+    """The QR matrix is kept per card number: each card still reads as its own number."""
+    for number, balance in (("2111111111116", "Баланс: 5 бонусов"), ("2222222222225", "Баланс: 5 бонусов"),
+                            ("2111111111116", "Баланс: 90 бонусов")):
+        data = fresh(number, merchant=CARD["merchant"], balance=balance, tier="Уровень: Базовый")
+        assert [r.text for r in zxingcpp.read_barcodes(png(data))] == [number]
+
+
 def test_same_card_same_bytes():
     first = fresh("2000000000008", tier="Уровень: Золотой", **CARD)
     second = fresh("2000000000008", tier="Уровень: Золотой", **CARD)

@@ -282,3 +282,32 @@ def test_line_numbers_are_physical_lines():
 def test_a_file_in_neither_encoding_names_its_line():
     parsed = read_csv(b"phone\n+79161234567\n\x98\n")
     assert parsed.errors == [RowError(3, "file", "the file is neither UTF-8 nor cp1251 text")]
+
+
+async def _planner_knows_customers(core) -> bool:
+    """Whether the database has planner statistics of the customers table."""
+    from sqlalchemy import text
+
+    async with core.ctx.db.read() as session:
+        if core.ctx.db.is_sqlite:
+            return bool(await session.scalar(text(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"))) and bool(
+                await session.scalar(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'customers'")))
+        return bool(await session.scalar(text(
+            "SELECT reltuples > 0 FROM pg_class WHERE relname = 'customers'")))
+
+
+async def test_a_big_import_leaves_the_planner_knowing_the_new_customers(core, merchant_id,
+                                                                          monkeypatch):
+    """Tills look the imported customers up at once: the statistics are gathered right after
+    a big import, not whenever autovacuum comes round (a small one leaves them alone)."""
+    from core.services import imports
+
+    monkeypatch.setattr(imports, "REFRESH_STATISTICS_AFTER", 3)
+    await import_customers(core.ctx, merchant_id, csv_bytes(
+        "+79160000001,,A,,,,,", "+79160000002,,B,,,,,"), filename="small.csv")
+    assert not await _planner_knows_customers(core)
+    result = await import_customers(core.ctx, merchant_id, csv_bytes(
+        *(f"+7916000001{i},,C{i},,,,," for i in range(3))), filename="big.csv")
+    assert result.created == 3
+    assert await _planner_knows_customers(core)

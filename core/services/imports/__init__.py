@@ -120,7 +120,15 @@ async def import_customers(
         return result
     await write_rows(ctx, merchant_id, checked.program, checked.rows, result,
                      now=now, filename=filename, actor=actor)
+    if result.created + result.updated >= REFRESH_STATISTICS_AFTER:
+        # Tills look these customers up at once: plans made for the tables as they were
+        # (empty, at a first import) would read every customer of the merchant per lookup.
+        await ctx.db.refresh_statistics(*IMPORTED_TABLES)
     return result
+
+
+REFRESH_STATISTICS_AFTER = 500  # rows written; fewer: autovacuum's next round is soon enough
+IMPORTED_TABLES = ("customers", "cards", "ledger_entries")
 
 
 @dataclass(frozen=True)

@@ -197,10 +197,10 @@ class Bench:
             result.rss_idle_mb = round(proc_memory(proc.pid).get("VmRSS", 0.0), 1)
             self.phase(server, proc.pid, result, "register", "--mode", "register",
                        "--concurrency", str(args.concurrency))
-            if server.database is not None:  # statistics, as a live database has them (README)
-                pg_admin(dsn_for(args.pg_dsn, server.database), "ANALYZE")
             self.phase(server, proc.pid, result, "warm-up", "--mode", "closed", "--count",
                        str(args.customers), "--concurrency", str(args.concurrency))
+            if server.database is not None:  # statistics, as a live database has them (README)
+                pg_admin(dsn_for(args.pg_dsn, server.database), "ANALYZE")
             result.rss_after_warmup_mb = round(proc_memory(proc.pid).get("VmRSS", 0.0), 1)
             result.closed = self.phase(server, proc.pid, result, "closed", "--mode", "closed",
                                        "--count", str(args.requests), "--concurrency",

@@ -59,6 +59,8 @@ async def run(args: argparse.Namespace) -> None:
         phones = [f"+7916{i:07d}" for i in range(args.customers)]
         for phone in phones:
             await register_customer(core.ctx, merchant.id, RegisterCustomer(phone=phone))
+        # statistics, as a live database has them (bench/README.md, "Planner statistics")
+        await core.ctx.db.refresh_statistics("customers", "cards", "ledger_entries", "purchases")
         count = 0
 
         def sale(i: int, warm: bool) -> SaleInput:

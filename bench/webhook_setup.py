@@ -62,9 +62,10 @@ async def register(args: argparse.Namespace) -> None:
         accounts = await asyncio.gather(*(one(i) for i in range(args.customers)))
         print(f"{args.customers} customers with linked Telegram accounts in"
               f" {time.monotonic() - started:.1f} s", flush=True)
-        await analyze(ctx)
         if args.backlog or args.hot_messages:
             await queue_backlog(ctx, merchant.id, args, accounts)
+        if not settings.is_sqlite:
+            await analyze(ctx)
     finally:
         await core.close()
 

@@ -38,7 +38,7 @@ WHITE = (255, 255, 255)
 RAMP = [round(b + (w - b) * g / 255) for g in range(256) for b, w in zip(BRAND, WHITE, strict=True)]
 PALETTE = bytes(RAMP)
 KEPT = 512  # files kept (a card is about 11 kB): a customer shows a card again and again
-QR_KEPT = 4096  # QR matrices kept (under 1 kB each): a card's is the same whatever its balance
+QR_KEPT = 4096  # QR matrices kept (about 1 kB each): a card's is the same whatever its balance
 
 
 @cache
@@ -49,23 +49,21 @@ def font(bold: bool, size: int) -> ImageFont.FreeTypeFont:
 
 
 @lru_cache(maxsize=QR_KEPT)
-def _qr_modules(data: str) -> Image.Image:
-    """The QR of `data`, one pixel per module, with its quiet zone (qrcode is pure Python:
-    the matrix is most of a card's drawing, and a card number's never changes)."""
+def _qr_modules(data: str) -> tuple[int, bytes]:
+    """The QR of `data` with its quiet zone: its side in modules and one level per module
+    (qrcode is pure Python: the matrix is most of a card's drawing, and a card number's QR
+    never changes)."""
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=4, mask_pattern=0)
     code.add_data(data)
     code.make(fit=True)
     matrix = code.get_matrix()
-    n = len(matrix)
-    small = Image.new("L", (n, n), 255)
-    small.putdata([0 if cell else 255 for row in matrix for cell in row])
-    return small
+    return len(matrix), bytes(0 if cell else 255 for row in matrix for cell in row)
 
 
 def qr_image(data: str, size: int) -> Image.Image:
     """A black-on-white QR of `data` with its quiet zone, scaled to about `size` pixels."""
-    small = _qr_modules(data)
-    n = small.width
+    n, levels = _qr_modules(data)
+    small = Image.frombytes("L", (n, n), levels)
     scale = max(size // n, 1)
     return small.resize((n * scale, n * scale), Image.Resampling.NEAREST)
 

@@ -10,24 +10,30 @@ leases. Here, while a connection is free, a lease is a pop and a push.
 - With every connection in use, a lease waits in line (first come, first served) at most
   ACQUIRE_TIMEOUT, then fails with TimeoutError.
 - A connection goes back only when it is known to be clean: the lease ended normally or with
-  a database error, and no transaction is open. Anything else (a cancellation in the middle
-  of a statement, a commit cut short) closes it: a new one is opened in its place.
+  an error of the caller's or the database's, and no transaction is open. Anything else (a
+  cancellation in the middle of a statement, a commit cut short) closes it, and a new one is
+  opened in its place. One unused for MAX_IDLE is closed rather than lent.
+
+(It is a connection pool, not a queue of work: ARCHITECTURE's "no home-made queue" is about
+work between processes, which stays in PostgreSQL.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
 ACQUIRE_TIMEOUT = 30.0  # seconds to wait for a free connection (as SQLAlchemy's pool waits)
 CLOSE_GRACE = 10.0  # seconds a closing pool waits for its connections to come back
+MAX_IDLE = 300.0  # seconds a connection may sit unused before it is closed (as asyncpg's Pool)
 
 Connect = Callable[[], Awaitable[Any]]  # opens one asyncpg connection, ready for statements
+_OPEN = object()  # handed to a waiter instead of a connection: "a slot is yours, open one"
 
 
 class Connections:
@@ -38,9 +44,9 @@ class Connections:
             raise ValueError("a pool needs at least one connection")
         self._connect = connect
         self.size = size
-        self._idle: list[Any] = []
+        self._idle: list[tuple[Any, float]] = []  # (connection, when it came back), latest last
         self._lent: set[Any] = set()
-        self._opening = 0
+        self._opening = 0  # slots taken by connections being opened (or promised to a waiter)
         self._waiters: deque[asyncio.Future[Any]] = deque()
         self._closed = False
         self._all_back: asyncio.Event | None = None
@@ -52,28 +58,32 @@ class Connections:
 
     async def acquire(self) -> Any:
         """A connection for one lease: a free one, a new one, or the next one given back."""
-        while True:
-            if self._closed:
-                raise RuntimeError("the database is closed")
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.is_closed():  # else the server cut it while it was idle
-                    self._lent.add(conn)
-                    return conn
-            if self.open_count < self.size:
-                return await self._open()
-            conn = await self._wait()
-            if conn is not None:
-                return conn
-            # None: a connection was closed instead of coming back; there is room to open one
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        now = time.monotonic()
+        while self._idle:
+            conn, since = self._idle.pop()
+            if conn.is_closed():  # the server cut it while it was idle
+                continue
+            if now - since > MAX_IDLE:  # a firewall may have forgotten it: not worth the risk
+                conn.terminate()
+                continue
+            self._lent.add(conn)
+            return conn
+        if self.open_count < self.size and not self._waiters:
+            self._opening += 1
+            return await self._open()
+        got = await self._wait()
+        return await self._open() if got is _OPEN else got
 
     async def _open(self) -> Any:
-        self._opening += 1
+        """Open a connection in a slot already counted in `_opening`."""
         try:
-            conn = await self._connect()
+            async with asyncio.timeout(ACQUIRE_TIMEOUT):
+                conn = await self._connect()
         except BaseException:
             self._opening -= 1
-            self._hand_on(None)  # the next in line tries in its turn (and fails fast if down)
+            self._hand_on(_OPEN)  # the next in line tries in its turn (and fails fast if down)
             raise
         self._opening -= 1
         if self._closed:
@@ -89,14 +99,17 @@ class Connections:
             async with asyncio.timeout(ACQUIRE_TIMEOUT):
                 return await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
-                if waiter.result() is not None:
-                    self.release(waiter.result(), clean=True)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                got = waiter.result()  # handed over just as this wait ended: pass it on
+                if got is _OPEN:
+                    self._opening -= 1
+                    self._hand_on(_OPEN)
                 else:
-                    self._hand_on(None)
+                    self.release(got, clean=True)
             else:
                 waiter.cancel()
-                self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
             raise
 
     def release(self, conn: Any, *, clean: bool) -> None:
@@ -104,19 +117,24 @@ class Connections:
         self._lent.discard(conn)
         if clean and not self._closed and not conn.is_closed() and not conn.is_in_transaction():
             if not self._hand_on(conn):
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
         else:
             conn.terminate()
-            self._hand_on(None)  # the next in line opens a connection in its place
+            self._hand_on(_OPEN)  # the next in line opens a connection in its place
         if self._all_back is not None and not self._lent:
             self._all_back.set()
 
-    def _hand_on(self, conn: Any) -> bool:
-        """To the first one waiting (a connection, or None: "open one"); False: none waits."""
+    def _hand_on(self, given: Any) -> bool:
+        """To the first one waiting: a connection, or _OPEN (its slot is reserved for it, so
+        no newcomer takes it meanwhile); False when none waits."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(conn)
+                if given is _OPEN:
+                    self._opening += 1
+                else:
+                    self._lent.add(given)
+                waiter.set_result(given)
                 return True
         return False
 
@@ -127,7 +145,7 @@ class Connections:
             if not waiter.done():
                 waiter.set_exception(RuntimeError("the database is closed"))
         self._waiters.clear()
-        idle, self._idle = self._idle, []
+        idle, self._idle = [conn for conn, _ in self._idle], []
         try:
             async with asyncio.timeout(CLOSE_GRACE):
                 await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)
@@ -135,7 +153,8 @@ class Connections:
             for conn in idle:
                 conn.terminate()
         if self._lent:
-            self._all_back = asyncio.Event()
+            if self._all_back is None:
+                self._all_back = asyncio.Event()
             try:
                 async with asyncio.timeout(CLOSE_GRACE):
                     await self._all_back.wait()
@@ -145,10 +164,19 @@ class Connections:
 
 
 def clean_end(exc: BaseException | None) -> bool:
-    """Whether a lease that ended with `exc` leaves its connection fit for the next one:
-    normally, or after a database error or a refused statement (the server finished with it);
-    not after a cancellation or a timeout, which may have cut a statement in the middle."""
-    return exc is None or isinstance(exc, DBAPIError | ValueError)
+    """Whether a lease that ended with `exc` leaves its connection fit for the next one.
+
+    Yes when it ended normally, or with an error of the caller's own or of the database (the
+    server finished the statement). No after a cancellation, a timeout or a driver's
+    connection error, which may have cut a statement in the middle.
+    """
+    if exc is None:
+        return True
+    if not isinstance(exc, Exception) or isinstance(exc, TimeoutError | OSError):
+        return False
+    from asyncpg.exceptions import InterfaceError  # loaded already: a lease ran on asyncpg
+
+    return not isinstance(exc, InterfaceError)
 
 
 class Lease:

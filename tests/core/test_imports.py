@@ -285,14 +285,10 @@ def test_a_file_in_neither_encoding_names_its_line():
 
 
 async def _planner_knows_customers(core) -> bool:
-    """Whether the database has planner statistics of the customers table."""
+    """Whether PostgreSQL has planner statistics of the customers table."""
     from sqlalchemy import text
 
     async with core.ctx.db.read() as session:
-        if core.ctx.db.is_sqlite:
-            return bool(await session.scalar(text(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"))) and bool(
-                await session.scalar(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'customers'")))
         return bool(await session.scalar(text(
             "SELECT reltuples > 0 FROM pg_class WHERE relname = 'customers'")))
 
@@ -303,6 +299,8 @@ async def test_a_big_import_leaves_the_planner_knowing_the_new_customers(core, m
     a big import, not whenever autovacuum comes round (a small one leaves them alone)."""
     from core.services import imports
 
+    if core.ctx.db.is_sqlite:
+        pytest.skip("SQLite's planner takes the unique index without statistics")
     monkeypatch.setattr(imports, "REFRESH_STATISTICS_AFTER", 3)
     await import_customers(core.ctx, merchant_id, csv_bytes(
         "+79160000001,,A,,,,,", "+79160000002,,B,,,,,"), filename="small.csv")

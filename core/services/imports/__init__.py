@@ -17,6 +17,7 @@ changes) and `writing` (the batched write).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -56,6 +57,10 @@ from core.services.imports.validation import (
 )
 from core.services.imports.writing import new_imported_customer, write_rows
 from core.services.programs import current_program
+
+log = logging.getLogger("kartochka.imports")
+REFRESH_STATISTICS_AFTER = 500  # rows written; fewer: autovacuum's next round is soon enough
+IMPORTED_TABLES = ("customers", "cards", "ledger_entries")
 
 __all__ = [
     "BATCH_ROWS",
@@ -123,12 +128,12 @@ async def import_customers(
     if result.created + result.updated >= REFRESH_STATISTICS_AFTER:
         # Tills look these customers up at once: plans made for the tables as they were
         # (empty, at a first import) would read every customer of the merchant per lookup.
-        await ctx.db.refresh_statistics(*IMPORTED_TABLES)
+        try:
+            await ctx.db.refresh_statistics(*IMPORTED_TABLES)
+        except Exception:  # the import is written; autovacuum gathers them a little later
+            log.exception("gathering statistics after an import failed",
+                          extra={"merchant_id": merchant_id})
     return result
-
-
-REFRESH_STATISTICS_AFTER = 500  # rows written; fewer: autovacuum's next round is soon enough
-IMPORTED_TABLES = ("customers", "cards", "ledger_entries")
 
 
 @dataclass(frozen=True)

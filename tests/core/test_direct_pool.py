@@ -60,6 +60,16 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+async def _one_lent_one_waiting() -> tuple[Opener, Connections, FakeConnection, asyncio.Task]:
+    """A pool of one whose connection is lent, and a second lease waiting for it."""
+    opener = Opener()
+    pool = Connections(opener, 1)
+    conn = await pool.acquire()
+    waiting = asyncio.create_task(pool.acquire())
+    await _settle()
+    return opener, pool, conn, waiting
+
+
 async def test_connections_given_back_are_lent_again_and_never_more_than_size():
     opener = Opener()
     pool = Connections(opener, 2)
@@ -81,11 +91,7 @@ async def test_connections_given_back_are_lent_again_and_never_more_than_size():
 
 
 async def test_a_dirty_connection_is_closed_and_its_slot_goes_to_the_first_waiting():
-    opener = Opener()
-    pool = Connections(opener, 1)
-    conn = await pool.acquire()
-    waiting = asyncio.create_task(pool.acquire())
-    await _settle()
+    opener, pool, conn, waiting = await _one_lent_one_waiting()
     pool.release(conn, clean=False)  # say, cancelled mid-statement
     newcomer = asyncio.create_task(pool.acquire())  # arrives after: must not take the slot
     replacement = await waiting
@@ -120,11 +126,7 @@ async def test_a_waiter_cancelled_as_a_connection_reaches_it_passes_it_on():
 
 
 async def test_a_failed_connect_lets_the_next_in_line_try():
-    opener = Opener()
-    pool = Connections(opener, 1)
-    conn = await pool.acquire()
-    waiting = asyncio.create_task(pool.acquire())
-    await _settle()
+    opener, pool, conn, waiting = await _one_lent_one_waiting()
     opener.fail = 1
     pool.release(conn, clean=False)
     with pytest.raises(OSError):
@@ -166,11 +168,7 @@ async def test_errors_of_the_callers_own_keep_the_connection_cancellations_do_no
 
 async def test_closing_waits_for_a_handed_over_lease_and_refuses_new_ones(monkeypatch):
     monkeypatch.setattr(direct_pool, "CLOSE_GRACE", 5.0)
-    opener = Opener()
-    pool = Connections(opener, 1)
-    conn = await pool.acquire()
-    waiting = asyncio.create_task(pool.acquire())
-    await _settle()
+    opener, pool, conn, waiting = await _one_lent_one_waiting()
     pool.release(conn, clean=True)
     assert await waiting is conn
     closing = asyncio.create_task(pool.close())

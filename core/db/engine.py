@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.db.direct import DirectPool, Statements, on_core
+from core.db.sqlite_driver import sqlite_dbapi
 
 
 class Database:
@@ -38,6 +39,8 @@ class Database:
             kwargs = {"pool_size": pool_size * 2, "max_overflow": 0, "pool_recycle": 1800}
         elif ":memory:" not in url:
             kwargs = {"pool_size": pool_size, "max_overflow": pool_size * 2, "pool_timeout": 60}
+        if make_url(url).get_driver_name() == "aiosqlite":
+            kwargs["module"] = sqlite_dbapi()  # a statement in one trip to its thread
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_tuning(self.engine, busy_timeout_ms)

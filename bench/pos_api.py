@@ -67,6 +67,7 @@ from pos_procs import (
     pg_sessions,
     proc_memory,
     run_cli,
+    serve_libraries,
     stop,
     wait_drained,
     wait_healthy,
@@ -299,7 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     with workspace() as workdir:
         bench = Bench(args, workdir)
         try:
-            bare = bare_process(args.python, args.settle)
+            env = dict(os.environ)
+            if args.product_src is not None:
+                env["PYTHONPATH"] = str(args.product_src.resolve())
+            libraries = serve_libraries(args.python, env)
+            bare = bare_process(args.python, args.settle, libraries)
+            print(f"bare process: {len(libraries)} modules of the libraries serve imports,"
+                  f" RSS {bare.get('VmRSS', 0.0):.1f} MB", flush=True)
             tag = bench.tag
             for number in range(1, args.rounds + 1):
                 if args.rounds > 1:  # each round on fresh databases and directories
@@ -313,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                 summaries.append(report(rounds[-1], bare, args))
         finally:
             bench.cleanup()
-    document = {**meta, "bare": {k.lower(): round(v, 1) for k, v in bare.items()},
+    document = {**meta, "bare": {**{k.lower(): round(v, 1) for k, v in bare.items()},
+                                 "libraries": sorted({n.split(".")[0] for n in libraries})},
                 "targets": {k: asdict(v) for k, v in rounds[-1].items()}, **summaries[-1]}
     if args.rounds > 1:
         document["rounds"] = [{"targets": {k: asdict(v) for k, v in results.items()}, **summary}

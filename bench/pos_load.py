@@ -20,9 +20,6 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TARGETS = ("product-sqlite", "product-pg", "peer-pg")
-BARE_IMPORTS = ("aiohttp", "sqlalchemy", "sqlalchemy.ext.asyncio", "asyncpg", "aiosqlite", "pydantic",
-                "pydantic_settings", "cryptography", "prometheus_client", "alembic", "phonenumbers",
-                "argon2", "yaml")
 TOTALS = ("1250.00", "349.90", "2100.50", "487.00")  # each accrues more than a 10-point redemption
 REDEEM = "10"
 KEY_ENV = "BENCH_POS_API_KEY"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -18,10 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pos_load import (
-    BARE_IMPORTS,
-    MB,
-)
+from pos_load import MB
 
 # ---------------------------------------------------------------- processes
 
@@ -231,10 +229,38 @@ def dsn_for(admin_dsn: str, database: str) -> str:
     return admin_dsn.rsplit("/", 1)[0] + "/" + database
 
 
-def bare_process(python: str, settle: float) -> dict[str, float]:
-    """RSS of a process that imports the product's libraries and sleeps."""
-    code = ("import time\n" + "".join(f"import {name}\n" for name in BARE_IMPORTS)
-            + "print('ready', flush=True)\ntime.sleep(120)\n")
+# What `kartochka serve` imports: its composition modules, and what it loads at start inside
+# functions (the database drivers, the migrations).
+SERVE_MODULES = ("app.cli", "app.web", "app.container", "app.logs", "app.heap", "core.db.migrate",
+                 "alembic.command", "asyncpg", "aiosqlite", "sqlalchemy.ext.asyncio")
+_LIST_LIBRARIES = """
+import importlib, json, sys, sysconfig
+for name in {names!r}:
+    importlib.import_module(name)
+roots = tuple({{sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}})
+print(json.dumps(sorted(
+    name for name, module in list(sys.modules.items())
+    if (getattr(module, "__file__", None) or "").startswith(roots)
+    and not name.startswith(("__editable__", "_distutils_hack")))))
+"""
+
+
+def serve_libraries(python: str, env: dict[str, str] | None = None) -> list[str]:
+    """Every third-party module (dotted name) that `kartochka serve`'s code imports."""
+    out = subprocess.run([python, "-c", _LIST_LIBRARIES.format(names=SERVE_MODULES)],
+                         capture_output=True, text=True, check=True, env=env, timeout=120)
+    names: list[str] = json.loads(out.stdout)
+    return names
+
+
+def bare_process(python: str, settle: float, libraries: list[str]) -> dict[str, float]:
+    """RSS of a process that imports the same libraries as the product (none of its code)
+    and sleeps."""
+    code = ("import importlib, time\n"
+            f"for name in {libraries!r}:\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except Exception:\n        pass\n"
+            "print('ready', flush=True)\ntime.sleep(120)\n")
     proc = subprocess.Popen([python, "-c", code], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -245,7 +271,6 @@ def bare_process(python: str, settle: float) -> dict[str, float]:
     finally:
         proc.kill()
         proc.wait(timeout=10)
-
 
 
 @dataclass

@@ -64,6 +64,7 @@ from webhook_procs import (
     Snapshot,
     Target,
     activity_per_press,
+    fake_methods,
     pg_activity,
     pg_xacts,
     sends_of,
@@ -110,6 +111,7 @@ class Bench:
                    "--first-update", str(self.next_update), "--out", str(out), *options]
         self.next_update += UPDATE_STEP
         xacts = pg_xacts(self.args.pg_dsn, target.database) if target.database else 0
+        calls = fake_methods(self.fake_url)
         before = Snapshot.take(pid, self.fake.pid)
         started = time.monotonic()
         loader = subprocess.Popen(command, env=clean_env({}))
@@ -132,6 +134,10 @@ class Bench:
         figures["postgres_cpu_ms_per_request"] = round(
             (after.cpu.postgres - before.cpu.postgres) / ok * 1000, 2)
         figures["fake_cpu_ms_per_request"] = round((after.fake - before.fake) / ok * 1000, 2)
+        figures["bot_api_calls_per_request"] = {
+            method: round((count - calls.get(method, 0)) / ok, 2)
+            for method, count in sorted(fake_methods(self.fake_url).items())
+            if count > calls.get(method, 0)}
         if target.database:
             time.sleep(1.2)  # the backends' statistics reach pg_stat_database within a second
             xacts = pg_xacts(self.args.pg_dsn, target.database) - xacts
@@ -147,7 +153,9 @@ class Bench:
               + f"  cpu ms/press: server {figures['server_cpu_ms_per_request']:.2f}"
               + (f" pg {figures['postgres_cpu_ms_per_request']:.2f}"
                  f" (pg transactions/press {figures['pg_xacts_per_request']})" if target.database else "")
-              + f" fake {figures['fake_cpu_ms_per_request']:.2f}", flush=True)
+              + f" fake {figures['fake_cpu_ms_per_request']:.2f}\n      Bot API calls/press: "
+              + " ".join(f"{k} {v}" for k, v in figures["bot_api_calls_per_request"].items()),
+              flush=True)
         if figures["other_sends"] or figures["unexpected_photos"]:
             print(f"      other sends {figures['other_sends']}, unmatched photos"
                   f" {figures['unexpected_photos']}", flush=True)

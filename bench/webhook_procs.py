@@ -69,6 +69,12 @@ def sends_of(base: str, bot: int, since: float = 0.0) -> list[tuple[float, int, 
     return [(float(t), int(chat), str(method)) for t, b, chat, method in log["sends"] if b == bot]
 
 
+def fake_methods(base: str) -> dict[str, int]:
+    """How many calls of each Bot API method the fake has answered so far (every bot)."""
+    methods: dict[str, int] = fake_call(base, "/_bench/log", since=float("inf"))["methods"]
+    return methods
+
+
 def settle_sends(base: str, bot: int, quiet: float = 2.0, patience: float = 120.0) -> int:
     """Wait until the bot sends nothing for `quiet` s (notifications of the set-up); how many it sent."""
     deadline = time.monotonic() + patience

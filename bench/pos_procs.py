@@ -238,17 +238,24 @@ import importlib, json, sys, sysconfig
 for name in {names!r}:
     importlib.import_module(name)
 roots = tuple({{sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}})
+ours = {ours!r}
 print(json.dumps(sorted(
     name for name, module in list(sys.modules.items())
     if (getattr(module, "__file__", None) or "").startswith(roots)
+    and name.split(".")[0] not in ours
     and not name.startswith(("__editable__", "_distutils_hack")))))
 """
+OUR_PACKAGES = ("app", "core", "bots", "merchant", "miniapp", "wallet", "broadcasts")
 
 
 def serve_libraries(python: str, env: dict[str, str] | None = None) -> list[str]:
-    """Every third-party module (dotted name) that `kartochka serve`'s code imports."""
-    out = subprocess.run([python, "-c", _LIST_LIBRARIES.format(names=SERVE_MODULES)],
-                         capture_output=True, text=True, check=True, env=env, timeout=120)
+    """Every third-party module (dotted name) that `kartochka serve`'s code imports; with
+    PYTHONPATH in `env`, that tree's code (-P: not the current directory's)."""
+    out = subprocess.run(
+        [python, "-P", "-c", _LIST_LIBRARIES.format(names=SERVE_MODULES, ours=OUR_PACKAGES)],
+        capture_output=True, text=True, env=env, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"listing serve's libraries failed:\n{out.stderr[-2000:]}")
     names: list[str] = json.loads(out.stdout)
     return names
 
@@ -256,16 +263,20 @@ def serve_libraries(python: str, env: dict[str, str] | None = None) -> list[str]
 def bare_process(python: str, settle: float, libraries: list[str]) -> dict[str, float]:
     """RSS of a process that imports the same libraries as the product (none of its code)
     and sleeps."""
-    code = ("import importlib, time\n"
+    code = ("import importlib, time\nfailed = []\n"
             f"for name in {libraries!r}:\n"
             "    try:\n        importlib.import_module(name)\n"
-            "    except Exception:\n        pass\n"
-            "print('ready', flush=True)\ntime.sleep(120)\n")
+            "    except Exception:\n        failed.append(name)\n"
+            "print('ready', *failed, flush=True)\ntime.sleep(120)\n")
     proc = subprocess.Popen([python, "-c", code], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None
-        if proc.stdout.readline().strip() != b"ready":
+        ready, *failed = proc.stdout.readline().decode().split() or [""]
+        if ready != "ready":
             raise RuntimeError("the bare process did not start")
+        if failed:  # a smaller baseline than serve's: say so
+            print(f"bare process: {len(failed)} modules would not import alone:"
+                  f" {' '.join(failed[:10])}", flush=True)
         time.sleep(settle)
         return proc_memory(proc.pid)
     finally:

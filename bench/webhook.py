@@ -154,8 +154,8 @@ class Bench:
               + (f" pg {figures['postgres_cpu_ms_per_request']:.2f}"
                  f" (pg transactions/press {figures['pg_xacts_per_request']})" if target.database else "")
               + f" fake {figures['fake_cpu_ms_per_request']:.2f}\n      Bot API calls/press: "
-              + " ".join(f"{k} {v}" for k, v in figures["bot_api_calls_per_request"].items()),
-              flush=True)
+              + (" ".join(f"{k} {v}" for k, v in figures["bot_api_calls_per_request"].items())
+                 or "none"), flush=True)
         if figures["other_sends"] or figures["unexpected_photos"]:
             print(f"      other sends {figures['other_sends']}, unmatched photos"
                   f" {figures['unexpected_photos']}", flush=True)

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 
 Outcome = tuple[Any, list[Any], int, int | None]  # description, rows, rowcount, lastrowid
+_NOTHING: tuple[Any, int, int | None] = (None, -1, None)
 
 
 def _execute(conn: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
@@ -60,7 +61,7 @@ def _executemany(conn: sqlite3.Connection, operation: str, parameters: Sequence[
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A DB-API cursor whose statements each take one trip to aiosqlite's thread."""
 
-    __slots__ = ("_outcome",)
+    __slots__ = ("_outcome", "_arraysize")
 
     def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
         # No aiosqlite cursor is opened (that is a trip of its own): each statement opens
@@ -70,7 +71,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._cursor = None  # type: ignore[assignment]
         self._soft_closed_memoized = EMPTY_DICT
         self._rows = collections.deque()
-        self._outcome: Outcome = (None, [], -1, None)
+        self._outcome = _NOTHING  # description, rowcount, lastrowid of the last statement
+        self._arraysize = 1
 
     @property
     def description(self) -> Any:
@@ -78,26 +80,30 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     @property
     def rowcount(self) -> int:
-        return self._outcome[2]
+        return self._outcome[1]
 
     @property
     def lastrowid(self) -> Any:
-        return self._outcome[3]
+        return self._outcome[2]
 
     @property
     def arraysize(self) -> int:
-        return 1
+        return self._arraysize
 
     @arraysize.setter
     def arraysize(self, value: int) -> None:
-        pass  # the rows are all fetched with the statement
+        self._arraysize = value
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        pass  # sqlite3 takes no sizes
 
     async def _run(self, function: Any, operation: Any, parameters: Any) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        self._outcome, self._rows = _NOTHING, collections.deque()  # as sqlite3: a failure leaves none
         async with self._adapt_connection._execute_mutex:
-            self._outcome = await connection._execute(  # type: ignore[no-untyped-call]
+            description, rows, rowcount, lastrowid = await connection._execute(  # type: ignore[no-untyped-call]
                 function, connection._conn, operation, parameters)
-            self._rows = collections.deque(self._outcome[1])
+        self._outcome, self._rows = (description, rowcount, lastrowid), collections.deque(rows)
 
     async def _execute_async(self, operation: Any, parameters: Any) -> None:
         await self._run(_execute, operation, parameters)

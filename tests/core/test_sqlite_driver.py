@@ -21,10 +21,11 @@ from core.db.sqlite_driver import OneTripCursor
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    # sqlite3 itself refuses a connection used off the thread that opened it (aiosqlite's)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}?check_same_thread=true")
     async with database.engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE,"
-                                " amount INTEGER NOT NULL)"))
+                                " amount INTEGER NOT NULL, data BLOB)"))
     yield database
     await database.close()
 
@@ -39,6 +40,17 @@ async def test_rows_counts_and_last_row_ids_come_back_as_from_sqlite3(db: Databa
         assert changed.rowcount == 11  # 'a' and n0..n9
         rows = (await conn.execute(text("SELECT name, amount FROM t ORDER BY id"))).all()
     assert len(rows) == 501
+    async with db.write_engine.begin() as conn:
+        png = bytes(range(256)) * 40
+        returned = await conn.execute(text(
+            "INSERT INTO t (name, amount, data) VALUES ('blob', 7, :d) RETURNING id, data"),
+            {"d": png})
+        assert returned.rowcount == 1  # read after the rows, as SQLAlchemy does
+        new_id, data = returned.one()
+        assert new_id == 502 and data == png
+        moved = await conn.execute(text(
+            "UPDATE t SET amount = amount * 2 WHERE amount BETWEEN 7 AND 8 RETURNING name"))
+        assert sorted(moved.scalars().all()) == ["blob", "n6", "n7"]  # n6, n7: 7 and 8 since the update
     assert tuple(rows[0]) == ("a", 2) and tuple(rows[-1]) == ("n499", 499)
     async with db.engine.connect() as conn:
         result = await conn.execute(text("SELECT name FROM t WHERE amount > 497 ORDER BY id"))
@@ -63,6 +75,15 @@ async def test_a_failed_statement_raises_sqlalchemys_error_and_the_transaction_g
     async with db.engine.connect() as conn:  # committed: the good rows, not the failed ones
         names = (await conn.execute(text("SELECT name FROM t ORDER BY name"))).scalars().all()
     assert names == ["w", "x"]
+
+
+async def test_a_statement_on_a_closed_connection_is_a_disconnect(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        await raw.dbapi_connection._connection.close()
+        with pytest.raises(OperationalError) as failed:
+            await conn.execute(text("SELECT 1"))
+        assert failed.value.connection_invalidated
 
 
 async def test_a_statement_is_one_trip_to_the_driver_thread(db: Database) -> None:

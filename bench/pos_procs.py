@@ -13,13 +13,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pos_load import MB
+from pos_load import MB, REPO
 
 # ---------------------------------------------------------------- processes
 
@@ -245,7 +246,9 @@ print(json.dumps(sorted(
     and name.split(".")[0] not in ours
     and not name.startswith(("__editable__", "_distutils_hack")))))
 """
-OUR_PACKAGES = ("app", "core", "bots", "merchant", "miniapp", "wallet", "broadcasts")
+# Our own packages, as the import contracts name them: left out of the bare process.
+OUR_PACKAGES = tuple(tomllib.loads((REPO / "pyproject.toml").read_text())
+                     ["tool"]["importlinter"]["root_packages"])
 
 
 def serve_libraries(python: str, env: dict[str, str] | None = None) -> list[str]:

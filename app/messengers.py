@@ -9,7 +9,6 @@ deep-link form in `deep_links[channel]`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from app.gateways import build_sms_gateway
@@ -41,11 +40,9 @@ class Messengers:
     dialog: Dialog
     deps: DialogDeps
     notifications: Notifications
-    images: ThreadPoolExecutor  # where card and QR files are compressed (bots/dialog/png.py)
     deep_links: dict[str, DeepLinkFn] = field(default_factory=dict)
 
     async def close(self) -> None:
-        self.images.shutdown(wait=False, cancel_futures=True)
         close = getattr(self.sms, "close", None)
         if close is not None:
             await close()
@@ -72,13 +69,12 @@ def build_messengers(ctx: CoreContext, settings: Settings, outbox: Outbox) -> Me
         make = deep_links.get(channel) if channel is not None else None
         return await make(bot_id, payload) if make is not None else None
 
-    images = ThreadPoolExecutor(1, thread_name_prefix="images")  # bots/dialog/png.py
     deps = DialogDeps(ctx=ctx, sms=sms, media=media, deep_link=deep_link,
                       public_url=settings.public_url,
                       trust_client_ip=settings.trusted_proxy, otp=OtpPolicy.from_settings(settings),
-                      outgoing=dispatcher, images=images)
+                      outgoing=dispatcher)
     notifications = Notifications(ctx, sms, settings.quiet_hours_start, settings.quiet_hours_end)
     outbox.register("notifications", notifications.handle, prepare=notifications.prepare)
     return Messengers(media=media, limiters=limiters, dispatcher=dispatcher, sms=sms,
                       dialog=build_dialog(deps), deps=deps, notifications=notifications,
-                      images=images, deep_links=deep_links)
+                      deep_links=deep_links)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +42,6 @@ class DialogDeps:
     trust_client_ip: bool = False
     otp: OtpPolicy = field(default_factory=OtpPolicy)
     outgoing: Dispatcher | None = None  # replies are handed to it at once (see outgoing.enqueue)
-    images: Executor | None = None  # compresses card and QR files (None: the loop's default)
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bots.dialog.card_image import card_png
+from bots.dialog.card_image import render_card
 from bots.dialog.dialog import Router, Turn
 from bots.dialog.flows.menu import back_row
 from bots.dialog.screens import Image
@@ -26,10 +26,9 @@ async def show_card(turn: Turn) -> None:
     merchant, _program = await merchant_and_program(turn.ctx, turn.account.merchant_id)
     available = Decimal(answer["balance"]["available"])
     tier = answer["tier"]["name"]
-    png = await card_png(number, merchant=merchant.name,
-                         balance=turn.texts("card.image_balance", amount=available),
-                         tier=turn.texts("card.image_tier", tier=tier),
-                         caption=turn.texts("card.image_caption"),
-                         executor=turn.deps.images)
+    png = render_card(number, merchant=merchant.name,
+                      balance=turn.texts("card.image_balance", amount=available),
+                      tier=turn.texts("card.image_tier", tier=tier),
+                      caption=turn.texts("card.image_caption"))
     turn.say("card.text", image=Image(filename="card.png", data=png), buttons=[back_row(turn)],
              number=number, amount=available, tier=tier)

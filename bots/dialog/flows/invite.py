@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bots.dialog.card_image import qr_png
+from bots.dialog.card_image import render_qr
 from bots.dialog.dialog import Router, Turn
 from bots.dialog.flows.menu import back_row, currency_sign
 from bots.dialog.screens import Image
@@ -43,6 +43,6 @@ async def show_invite(turn: Turn) -> None:
     _merchant, program = await merchant_and_program(turn.ctx, turn.account.merchant_id)
     image = None
     if link:
-        image = Image(filename="invite.png", data=await qr_png(link, executor=turn.deps.images))
+        image = Image(filename="invite.png", data=render_qr(link))
     turn.say("invite.text", image=image, buttons=[back_row(turn)], link=link, code=code,
              money=await currency_sign(turn), **rewards(program))

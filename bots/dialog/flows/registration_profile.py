@@ -7,7 +7,7 @@ from decimal import Decimal
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from bots.dialog.card_image import card_png
+from bots.dialog.card_image import render_card
 from bots.dialog.dialog import Turn
 from bots.dialog.flows.menu import show_menu
 from bots.dialog.flows.registration_state import PROFILE, Step, go
@@ -87,11 +87,10 @@ async def welcome(turn: Turn, view: registration.WelcomeView) -> None:
     image = None
     if view.card_number:
         t = turn.texts
-        image = Image(filename="card.png", data=await card_png(
+        image = Image(filename="card.png", data=render_card(
             view.card_number, merchant=merchant.name, caption=t("registration.card_caption"),
             balance=t("registration.card_balance", amount=balance),
-            tier=t("registration.card_tier", tier=view.tier_name),
-            executor=turn.deps.images))
+            tier=t("registration.card_tier", tier=view.tier_name)))
     turn.say("registration.welcome", image=image, new=bool(turn.account.data.get("new")),
              name=view.name, card=view.card_number, merchant=merchant.name, amount=balance,
              available=view.available, pending=view.pending, later=view.first_purchase_bonus)

@@ -40,7 +40,11 @@ def catalogue(locale: str) -> dict[str, str]:
 
 
 @cache
-def _compiled(locale: str, source: str) -> Template:
+def _compiled(locale: str, source: str) -> Template | str:
+    """The template, or the finished text when `source` has no jinja syntax at all (a button's
+    label, say): as rendering it would give, without a render."""
+    if "{" not in source and "\r" not in source:
+        return source.strip()
     return _env().from_string(source)
 
 
@@ -67,10 +71,13 @@ class Texts:
             source = catalogue("ru").get(key)
         if source is None:
             raise KeyError(f"no text {key!r}")
+        compiled = _compiled(self.locale, source)
+        if isinstance(compiled, str):
+            return compiled
         context.setdefault("points", self.points)
         context.setdefault("plural", self.plural)
         context.setdefault("num", self.num)
-        return _compiled(self.locale, source).render(context).strip()
+        return compiled.render(context).strip()
 
     def points(self, amount: Decimal | int) -> str:
         """"5 бонусов", "1 point": the amount with the merchant's currency name."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,7 @@ from core.ids import new_card_number, new_id, random_code
 from core.phones import normalise_phone
 from core.services import bonuses
 from core.services.context import CoreContext
-from core.services.ledger import CustomerLedger
+from core.services.ledger import LOTS_AT, CustomerLedger
 from core.services.programs import current_program, merchant_and_program
 from core.services.views import WITH_CUSTOMER, customer_json, entry_json
 
@@ -58,8 +58,11 @@ BY_PHONE, BY_ID, BY_CODE = (select(Customer).where(*_where(column))
 CRITERIA = {id(BY_PHONE): _where(Customer.phone), id(BY_ID): _where(Customer.id),
             id(BY_CODE): _where(Customer.referral_code)}
 _LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
-# The customer with what its answer reads besides the lots (views.WITH_CUSTOMER).
-_CUSTOMER_VIEW = select(*Customer.__table__.c, *WITH_CUSTOMER).where(*_where(Customer.id))
+# The customer with what its answer reads (views.WITH_CUSTOMER) and its lots as of :at, a row
+# per lot (ledger.LOTS_AT): a customer's answer in one round trip.
+_CUSTOMER_VIEW = (select(*Customer.__table__.c, *WITH_CUSTOMER, *LOTS_AT.c)
+                  .outerjoin_from(Customer, LOTS_AT, true()).where(*_where(Customer.id)))
+_LOTS_FROM = len(Customer.__table__.c) + len(WITH_CUSTOMER)  # where a row's lot begins
 
 
 async def find_customer(
@@ -278,7 +281,9 @@ async def customer_answer(
             raise CustomerNotFound("no such customer")
         row = found[0]
         customer = fastload.detached(Customer, row)
-        return await customer_json(db, program, customer, at, extra=row[-len(WITH_CUSTOMER):])
+        extra = row[_LOTS_FROM - len(WITH_CUSTOMER):_LOTS_FROM]
+        lots = [lot[_LOTS_FROM:] for lot in found if lot[_LOTS_FROM] is not None]
+        return await customer_json(db, program, customer, at, extra=extra, lot_rows=lots)
 
 
 async def lookup_answer(ctx: CoreContext, merchant_id: str, ref: CustomerRef) -> dict[str, Any]:

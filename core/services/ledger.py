@@ -7,6 +7,7 @@ in the same transaction. Callers hold the customer's row lock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,12 +46,15 @@ _TAKEN_LATER = (select(_A.lot_id, func.sum(_A.amount_cp).label("taken"))
                 .group_by(_A.lot_id).subquery())
 # The lots live at `at`, each with what it held then: one round trip.
 _LOTS_AT = (select(_E.id, _E.occurred_at, _E.available_at, _E.expires_at, _E.amount_cp,
-                   cast(_E.remaining_cp + func.coalesce(_TAKEN_LATER.c.taken, 0), BigInteger),
-                   _E.redeem_cap_milli)
+                   cast(_E.remaining_cp + func.coalesce(_TAKEN_LATER.c.taken, 0), BigInteger)
+                   .label("held"), _E.redeem_cap_milli)
             .outerjoin_from(_E, _TAKEN_LATER, _TAKEN_LATER.c.lot_id == _E.id)
             .where(_E.customer_id == bindparam("customer_id"), _E.remaining_cp.is_not(None),
                    _E.occurred_at <= bindparam("at"),
                    _E.expires_at.is_(None) | (_E.expires_at > bindparam("at"))))
+# The same as a table to join a select of the customer to (a row per lot, the customer's
+# columns on each, one row with no lot when there is none): customer and lots in one trip.
+LOTS_AT = _LOTS_AT.subquery("lots")
 # What entries after `at` added to the debt (the customer's debt now, less this, is the debt then).
 DEBT_LATER = select(func.coalesce(func.sum(_E.debt_cp), 0)).where(
     _E.customer_id == bindparam("customer_id"), _E.occurred_at > bindparam("at")).scalar_subquery()
@@ -59,11 +63,15 @@ _DEBTS = select(Customer.debt_cp, DEBT_LATER).where(Customer.id == bindparam("cu
 
 
 async def balance_of(session: Reader, customer_id: str, at: datetime,
-                     debts: tuple[int, int] | None = None) -> tuple[Balance, int]:
+                     debts: tuple[int, int] | None = None,
+                     lot_rows: Sequence[Sequence[Any]] | None = None) -> tuple[Balance, int]:
     """(balance, debt) of a customer as of `at`, computed from the lots. `debts`: the debt now
-    and DEBT_LATER, when the caller read them already (with the customer, say)."""
+    and DEBT_LATER, `lot_rows`: the rows of LOTS_AT, when the caller read them already (with
+    the customer, say)."""
     params = {"customer_id": customer_id, "at": at}
-    lots = [Lot(*row) for row in await fastload.fetch_rows(session, _LOTS_AT, params)]
+    if lot_rows is None:
+        lot_rows = await fastload.fetch_rows(session, _LOTS_AT, params)
+    lots = [Lot(*row) for row in lot_rows]
     if debts is None:
         found = await fastload.fetch_rows(session, _DEBTS, params)
         debts = (found[0][0], found[0][1]) if found else (0, 0)

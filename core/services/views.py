@@ -131,12 +131,13 @@ async def active_card_number(session: Reader, customer_id: str) -> str | None:
 
 async def customer_json(
     session: Reader, program: Program, customer: Customer, at: datetime,
-    extra: Sequence[Any] | None = None,
+    extra: Sequence[Any] | None = None, lot_rows: Sequence[Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """The Customer of the REST API, balances computed from the lots as of `at`. `extra`: the
-    WITH_CUSTOMER columns, when they were read with the customer (two round trips fewer)."""
+    WITH_CUSTOMER columns, when they were read with the customer (two round trips fewer);
+    `lot_rows`: the rows of ledger.LOTS_AT, when read with it too (one more)."""
     debts = None if extra is None else (customer.debt_cp, extra[1])
-    balance, debt = await balance_of(session, customer.id, at, debts)
+    balance, debt = await balance_of(session, customer.id, at, debts, lot_rows)
     card_number = await active_card_number(session, customer.id) if extra is None else extra[0]
     return {
         "id": customer.id,

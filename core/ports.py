@@ -99,9 +99,24 @@ class SmsFailed(Exception):
     """The SMS gateway did not accept the message (its status and text)."""
 
 
+@dataclass(frozen=True)
+class NewMedia:
+    """Bytes to be saved with the outgoing message that shows them (outgoing.enqueue's `media`)."""
+
+    id: str
+    merchant_id: str
+    content_type: str
+    data: bytes
+
+
 class MediaStore(Protocol):
     """Bytes of photos and images, by our own id (never a platform's file id)."""
 
     async def put(self, merchant_id: str, content_type: str, data: bytes) -> str: ...
+
+    def stage(self, merchant_id: str, content_type: str, data: bytes) -> NewMedia:
+        """An id for bytes that the message carrying them will save (all or none); until then
+        only `get` in this process finds them."""
+        ...
 
     async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None: ...

@@ -1,16 +1,19 @@
 """Saving a reply's outgoing rows claimed when its chat is free: PostgreSQL's way and SQLite's twin.
 
+The pictures the rows show (`media` rows, by id in the bodies) are saved with them: all or none.
+
 A reply to someone talking now is saved already claimed ("sending", due now) when nothing of
 its chat waits before it and no other process is starting to send to that chat; otherwise it
 is saved queued as given, for the dispatchers' claim.
 
-- PostgreSQL: one statement. The chat is held by a transaction-scoped advisory lock (the one
-  a claim takes, services.outgoing_claim.lock_chat), and the queue check must see what
-  committed before that lock was taken. One plain statement's snapshot is older than its
-  lock, so both run in the function outgoing_chat_free() (see its migration), whose check is
-  a statement of its own; the insert calls it once.
-- SQLite: one process, one writer at a time: the check and the insert in one write
-  transaction, no lock.
+- PostgreSQL: one statement, the pictures in a CTE of it. The chat is held by a
+  transaction-scoped advisory lock (the one a claim takes, services.outgoing_claim.lock_chat),
+  and the queue check must see what committed before that lock was taken. One plain
+  statement's snapshot is older than its lock, so both run in the function
+  outgoing_chat_free() (see its migration), whose check is a statement of its own; the insert
+  calls it once.
+- SQLite: one process, one writer at a time: the pictures, the check and the insert in one
+  write transaction, no lock.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from sqlalchemy import String, bindparam, or_, select, text
 
 from core.db.base import UTCDateTime, insert_columns, table_of
 from core.db.engine import Database
-from core.db.models import OutgoingMessage
+from core.db.models import Media, OutgoingMessage
 
 Row = dict[str, Any]
 COLUMNS = ("id", "merchant_id", "bot_id", "channel_account_id", "chat_id", "priority", "kind",
            "body", "status", "attempts", "not_before", "created_at")
 # Built once: every message is saved first.
 INSERT = insert_columns(table_of(OutgoingMessage), COLUMNS)
+MEDIA_COLUMNS = ("id", "merchant_id", "content_type", "size", "sha256", "data", "created_at")
+INSERT_MEDIA = insert_columns(table_of(Media), MEDIA_COLUMNS)
 # A chat with rows queued or being sent: nothing new may go before them. (outgoing_chat_free()
 # asks the same in SQL: keep the two alike.)
 QUEUED = (select(OutgoingMessage.id)
@@ -40,7 +45,14 @@ QUEUED = (select(OutgoingMessage.id)
                  or_(OutgoingMessage.status == "queued", OutgoingMessage.status == "sending"))
           .limit(1))
 _SAVE_CLAIMING = text("""
-    WITH chat AS MATERIALIZED (SELECT outgoing_chat_free(:key, :bot_id, :chat_id) AS free)
+    WITH pictures AS (
+        INSERT INTO media (id, merchant_id, content_type, size, sha256, data, created_at)
+        SELECT p.id, p.merchant_id, p.content_type, p.size, p.sha256, p.data, :now
+        FROM unnest(CAST(:media_id AS varchar[]), CAST(:media_merchant_id AS varchar[]),
+                    CAST(:media_content_type AS varchar[]), CAST(:media_size AS integer[]),
+                    CAST(:media_sha256 AS varchar[]), CAST(:media_data AS bytea[]))
+            AS p(id, merchant_id, content_type, size, sha256, data)),
+    chat AS MATERIALIZED (SELECT outgoing_chat_free(:key, :bot_id, :chat_id) AS free)
     INSERT INTO outgoing_messages (id, merchant_id, bot_id, channel_account_id, chat_id, priority,
                                    kind, body, status, attempts, not_before, created_at)
     SELECT r.id, r.merchant_id, :bot_id, r.channel_account_id, :chat_id, r.priority, r.kind, r.body,
@@ -63,14 +75,17 @@ def claimed(row: Row, now: datetime) -> Row:
     return {**row, "status": "sending", "not_before": now}
 
 
-async def save_for_chat(db: Database, rows: Sequence[Row], now: datetime) -> bool:
+async def save_for_chat(db: Database, rows: Sequence[Row], now: datetime,
+                        media: Sequence[Row] = ()) -> bool:
     """Save queued `rows` (whole rows of COLUMNS, all of one chat), claimed instead when their
-    chat is free; True when they were claimed."""
+    chat is free, and the `media` rows (of MEDIA_COLUMNS) they show; True when claimed."""
     bot_id, chat_id = rows[0]["bot_id"], rows[0]["chat_id"]
     if any((row["bot_id"], row["chat_id"]) != (bot_id, chat_id) for row in rows):
         raise ValueError("rows of one chat only: the chat is what is held")
     if db.is_sqlite:
         async with db.direct(write=True, atomic=True) as statements:
+            if media:
+                await statements.run(INSERT_MEDIA, media)
             free = not await statements.rows(QUEUED, {"bot_id": bot_id, "chat_id": chat_id})
             await statements.run(INSERT, [claimed(row, now) for row in rows] if free else rows)
         return free
@@ -82,7 +97,8 @@ async def save_for_chat(db: Database, rows: Sequence[Row], now: datetime) -> boo
     async with db.direct(write=True) as statements:
         saved = await statements.rows(_SAVE_CLAIMING, {
             "key": chat_key(bot_id, chat_id), "bot_id": bot_id, "chat_id": chat_id, "now": now,
-            "rows": document})
+            "rows": document, **{f"media_{column}": [picture[column] for picture in media]
+                                 for column in MEDIA_COLUMNS[:-1]}})
     return bool(saved[0][0] == "sending")
 
 

@@ -6,12 +6,15 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
-from core.db.base import insert_columns, table_of
 from core.db.models import Media
+from core.db.outgoing_rows import INSERT_MEDIA
 from core.ids import new_id
+from core.ports import NewMedia
 from core.services.context import CoreContext
 
 # What this process put lately, kept in memory for the dispatcher that sends it a moment later
@@ -40,9 +43,11 @@ def forget(media_ids: Iterable[str]) -> None:
             _hot_size -= len(found[3])
 
 
-_COLUMNS = ("id", "merchant_id", "content_type", "size", "sha256", "data", "created_at")
-# Built once: every picture sent is stored first.
-_INSERT_ROW = insert_columns(table_of(Media), _COLUMNS)
+def media_row(media: NewMedia, now: datetime) -> dict[str, Any]:
+    """The `media` row of staged bytes (outgoing_rows.MEDIA_COLUMNS)."""
+    return {"id": media.id, "merchant_id": media.merchant_id, "content_type": media.content_type,
+            "size": len(media.data), "sha256": hashlib.sha256(media.data).hexdigest(),
+            "data": media.data, "created_at": now}
 
 
 class DbMediaStore:
@@ -53,14 +58,19 @@ class DbMediaStore:
 
     async def put(self, merchant_id: str, content_type: str, data: bytes) -> str:
         """Store the bytes once; returns our media id."""
-        media_id = new_id("med")
+        media = NewMedia(new_id("med"), merchant_id, content_type, data)
         async with self.ctx.db.direct(write=True) as db:
-            await db.run(_INSERT_ROW, {
-                "id": media_id, "merchant_id": merchant_id, "content_type": content_type,
-                "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "data": data,
-                "created_at": self.ctx.now()})
-        _remember(media_id, merchant_id, content_type, data)
-        return media_id
+            await db.run(INSERT_MEDIA, media_row(media, self.ctx.now()))
+        _remember(media.id, merchant_id, content_type, data)
+        return media.id
+
+    def stage(self, merchant_id: str, content_type: str, data: bytes) -> NewMedia:
+        """An id for bytes the message showing them saves (outgoing.enqueue's `media`); this
+        process's `get` finds them meanwhile (if that save fails, they are forgotten in
+        HOT_SECONDS)."""
+        media = NewMedia(new_id("med"), merchant_id, content_type, data)
+        _remember(media.id, merchant_id, content_type, data)
+        return media
 
     async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None:
         """(content type, bytes), or None when unknown, another merchant's, or erased."""

@@ -19,10 +19,12 @@ from sqlalchemy import select
 
 from core.db.fastload import Reader
 from core.db.models import Bot, OutgoingMessage
-from core.db.outgoing_rows import INSERT, claimed, save_for_chat
+from core.db.outgoing_rows import INSERT, INSERT_MEDIA, claimed, save_for_chat
 from core.db.uow import OUTGOING
 from core.ids import new_id
+from core.ports import NewMedia
 from core.services.context import CoreContext
+from core.services.media import media_row
 from core.services.outgoing_claim import Claimed, chat_has_queue, lock_chat
 
 if TYPE_CHECKING:
@@ -51,8 +53,10 @@ class NewOutgoing:
 
 
 async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Dispatcher | None = None,
-                  blocked: bool = False) -> list[str]:
+                  blocked: bool = False, media: Sequence[NewMedia] = ()) -> list[str]:
     """Save the messages as queued rows (one transaction); returns the ids of the new rows.
+
+    `media`: the bytes the messages show (MediaStore.stage), saved in the same transaction.
 
     An item with a `key` is kept in its body ("key") and skipped when that account
     already has a row with the key (an outbox event handed over twice).
@@ -70,10 +74,11 @@ async def enqueue(ctx: CoreContext, items: Sequence[NewOutgoing], *, hand_to: Di
     handed = False  # once true, the dispatcher owns the reserved chat (it frees it on every path)
     try:
         channel = await bot_channel(ctx, bot_id) if reserved else None
+        pictures = [media_row(m, now) for m in media]
         if any(item.key is not None for item in items):
-            rows, claim = await _save_keyed(ctx, items, now, claim_chat=reserved)
+            rows, claim = await _save_keyed(ctx, items, now, pictures, claim_chat=reserved)
         else:
-            rows, claim = await _save(ctx, items, now, claim_chat=reserved)
+            rows, claim = await _save(ctx, items, now, pictures, claim_chat=reserved)
         if rows and not claim:
             await ctx.committed(OUTGOING)
         if claim and hand_to is not None:
@@ -109,20 +114,22 @@ async def _chat_free(ctx: CoreContext, reader: Reader, item: NewOutgoing) -> boo
             and not await chat_has_queue(reader, item.bot_id, item.chat_id))
 
 
-async def _save(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
+async def _save(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, pictures: Rows, *,
                 claim_chat: bool) -> tuple[Rows, bool]:
-    """The rows saved (claimed, when `claim_chat` and the chat is free), with no session: a
-    reply's in one round trip on PostgreSQL (core/db/outgoing_rows.py)."""
+    """The rows and their pictures saved (the rows claimed, when `claim_chat` and the chat is
+    free), with no session: a reply's in one round trip on PostgreSQL (core/db/outgoing_rows.py)."""
     rows = _rows(items, now, claim=False)
     if not claim_chat:
-        async with ctx.db.direct(write=True) as db:  # one statement: all rows or none
+        async with ctx.db.direct(write=True, atomic=bool(pictures)) as db:  # all rows or none
+            if pictures:
+                await db.run(INSERT_MEDIA, pictures)
             await db.run(INSERT, rows)
         return rows, False
-    claim = await save_for_chat(ctx.db, rows, now)
+    claim = await save_for_chat(ctx.db, rows, now, pictures)
     return ([claimed(row, now) for row in rows] if claim else rows), claim
 
 
-async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, *,
+async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datetime, pictures: Rows, *,
                       claim_chat: bool) -> tuple[Rows, bool]:
     """As `_save`, leaving out items whose key their account already has."""
     async with ctx.uow() as uow:
@@ -135,6 +142,8 @@ async def _save_keyed(ctx: CoreContext, items: Sequence[NewOutgoing], now: datet
         claim = claim_chat and bool(fresh) and await _chat_free(ctx, uow.session, fresh[0])
         rows = _rows(fresh, now, claim=claim)
         if rows:
+            if pictures:
+                await uow.session.execute(INSERT_MEDIA, pictures)
             await uow.session.execute(INSERT, rows)
         await uow.commit()
     return rows, claim

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
+from core.db.models import Media
 from core.db.outgoing_rows import chat_key, save_for_chat
 from core.ids import new_id
+from core.services.media import media_row
 from core.services.outgoing import REPLY, enqueue
 from tests.core.outgoing_kit import make_bot, message, rows
 
@@ -37,6 +41,39 @@ async def test_rows_of_two_chats_are_refused_and_nothing_is_saved(core, merchant
     now = clock.now()
     with pytest.raises(ValueError, match="one chat"):
         await save_for_chat(core.ctx.db, [_row(one, "a", now), _row(other, "b", now)], now)
+    assert await rows(core) == {}
+
+
+async def saved_media(core) -> dict[str, bytes | None]:
+    async with core.ctx.db.read() as session:
+        return {row.id: row.data for row in await session.scalars(select(Media))}
+
+
+async def test_a_reply_and_its_picture_are_saved_together(core, merchant_id, clock):
+    """Claimed (one statement on PostgreSQL) or queued (one transaction): the picture's row
+    is there with its bytes, by the id the reply's body names."""
+    _bot_id, (account,) = await make_bot(core, merchant_id)
+    now = clock.now()
+    card = core.messengers.media.stage(merchant_id, "image/png", b"\x89PNG card")
+    invite = core.messengers.media.stage(merchant_id, "image/png", b"\x89PNG invite")
+    assert await save_for_chat(core.ctx.db, [_row(account, "card", now)], now, [media_row(card, now)])
+    await enqueue(core.ctx, [message(account, "invite")], media=[invite])
+    assert await saved_media(core) == {card.id: b"\x89PNG card", invite.id: b"\x89PNG invite"}
+    assert set(await rows(core)) == {"card", "invite"}
+
+
+async def test_a_picture_is_not_saved_when_its_reply_is_not(core, merchant_id, clock):
+    """A reply that cannot be saved (here: an account that does not exist) leaves no picture."""
+    _bot_id, (account,) = await make_bot(core, merchant_id)
+    now = clock.now()
+    card = core.messengers.media.stage(merchant_id, "image/png", b"\x89PNG card")
+    broken = {**_row(account, "card", now), "channel_account_id": "acc_nobody"}
+    with pytest.raises(IntegrityError):
+        await save_for_chat(core.ctx.db, [broken], now, [media_row(card, now)])
+    lost = replace(message(account, "invite"), channel_account_id="acc_nobody")
+    with pytest.raises(IntegrityError):
+        await enqueue(core.ctx, [lost], media=[card])
+    assert await saved_media(core) == {}
     assert await rows(core) == {}
 
 

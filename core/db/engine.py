@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.db.direct import DirectPool, Statements, on_core
+from core.db.direct_sqlite import SqliteDirect
 from core.db.sqlite_driver import sqlite_dbapi
 
 
@@ -54,6 +55,10 @@ class Database:
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         asyncpg = not self.is_sqlite and self.engine.dialect.driver == "asyncpg"
         self._direct = DirectPool(self.engine, pool_size) if asyncpg else None
+        self._sqlite_direct: SqliteDirect | None = None
+        if self.write_lock is not None and "module" in kwargs and ":memory:" not in url:
+            self._sqlite_direct = SqliteDirect(self.engine, pool_size, _pragmas(busy_timeout_ms),
+                                               self.write_lock)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -74,6 +79,8 @@ class Database:
         """
         if self._direct is not None:
             return self._direct.statements(atomic=atomic)
+        if self._sqlite_direct is not None:
+            return self._sqlite_direct.lease(write=write, atomic=atomic)
         return self._on_core(write=write, atomic=atomic)
 
     @asynccontextmanager
@@ -107,7 +114,15 @@ class Database:
     async def close(self) -> None:
         if self._direct is not None:
             await self._direct.close()
+        if self._sqlite_direct is not None:
+            await self._sqlite_direct.close()
         await self.engine.dispose()
+
+
+def _pragmas(busy_timeout_ms: int) -> list[str]:
+    """How every SQLite connection is set up (the engine's and direct()'s)."""
+    return ["PRAGMA journal_mode=WAL", f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
+            "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"]
 
 
 def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -116,10 +131,8 @@ def _sqlite_tuning(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         # Take transaction control away from the driver; "begin" below issues it.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        for pragma in _pragmas(busy_timeout_ms):
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -37,7 +37,7 @@ Outcome = tuple[Any, list[Any], int, int | None]  # description, rows, rowcount,
 _NOTHING: tuple[Any, int, int | None] = (None, -1, None)
 
 
-def _execute(conn: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
+def execute_one(conn: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
     """On aiosqlite's thread: the whole statement, its rows fetched."""
     cursor = conn.cursor()
     try:
@@ -49,7 +49,7 @@ def _execute(conn: sqlite3.Connection, operation: str, parameters: Any) -> Outco
         cursor.close()
 
 
-def _executemany(conn: sqlite3.Connection, operation: str, parameters: Sequence[Any]) -> Outcome:
+def execute_many(conn: sqlite3.Connection, operation: str, parameters: Sequence[Any]) -> Outcome:
     cursor = conn.cursor()
     try:
         cursor.executemany(operation, parameters)
@@ -106,10 +106,10 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._outcome, self._rows = (description, rowcount, lastrowid), collections.deque(rows)
 
     async def _execute_async(self, operation: Any, parameters: Any) -> None:
-        await self._run(_execute, operation, parameters)
+        await self._run(execute_one, operation, parameters)
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
-        await self._run(_executemany, operation, seq_of_parameters)
+        await self._run(execute_many, operation, seq_of_parameters)
 
     async def _async_soft_close(self) -> None:
         return  # closed already, its description kept

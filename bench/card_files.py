@@ -28,7 +28,7 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
     "zlib 3": lambda rows: zlib.compress(rows, 3),
     "zlib 1": lambda rows: zlib.compress(rows, 1),
     "isal 0": lambda rows: isal_zlib.compress(rows, 0),
-    "isal 1 (product)": lambda rows: isal_zlib.compress(rows, png.COMPRESS_LEVEL),
+    "isal 1 (product)": png.compress,
     "isal 2": lambda rows: isal_zlib.compress(rows, 2),
 }
 

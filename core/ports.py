@@ -115,8 +115,9 @@ class MediaStore(Protocol):
     async def put(self, merchant_id: str, content_type: str, data: bytes) -> str: ...
 
     def stage(self, merchant_id: str, content_type: str, data: bytes) -> NewMedia:
-        """An id for bytes that the message carrying them will save (all or none); until then
-        only `get` in this process finds them."""
+        """An id for bytes that the message carrying them will save (all or none): the
+        outgoing rows write them to the `media` table `get` reads (core/db/outgoing_rows.py);
+        until then only `get` in this process finds them."""
         ...
 
     async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None: ...

@@ -5,19 +5,35 @@ its PNG is the levels as they are: a palette image, each row led by filter byte 
 compressed by ISA-L (Intel's deflate, the `isal` package) into the zlib stream PNG wants: a
 card's 288 kB of rows take about 0.1 ms at level 1, into a file no bigger than zlib's level 3
 makes in 0.7 ms (bench/README.md, "Card files"). That is cheap enough to stay on the event
-loop: handing it to a thread cost as much as it saved.
+loop: handing it to a thread cost as much as it saved. Where ISA-L has no wheels (pyproject's
+marker) zlib does it, at level 3.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 
-from isal import isal_zlib
 from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPRESS_LEVEL = 1  # ISA-L's 0-3; 1 and 2 give the same size here, 3 is ten times slower
+ZLIB_LEVEL = 3  # without ISA-L: as Pillow's default; level 6 halves the speed for a fifth less
+
+
+def zlib_compress(rows: bytes) -> bytes:
+    return zlib.compress(rows, ZLIB_LEVEL)
+
+
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - a platform without ISA-L's wheels
+    compress: Callable[[bytes], bytes] = zlib_compress
+else:
+    def compress(rows: bytes) -> bytes:
+        """The rows as a zlib stream, by ISA-L."""
+        return isal_zlib.compress(rows, COMPRESS_LEVEL)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -42,4 +58,4 @@ def assemble(size: tuple[int, int], palette: bytes, compressed: bytes) -> bytes:
 
 def encode(image: Image.Image, palette: bytes) -> bytes:
     """`image`'s levels as indices into `palette`, a PNG file."""
-    return assemble(image.size, palette, isal_zlib.compress(scanlines(image), COMPRESS_LEVEL))
+    return assemble(image.size, palette, compress(scanlines(image)))

@@ -8,8 +8,9 @@ built once. `Database.direct()` runs them on a bare connection instead:
   the statement's SQL and bind processing compiled by SQLAlchemy once (as core/db/fastload.py
   does inside a session), JSON coded as SQLAlchemy's asyncpg dialect codes it; a single
   statement runs in its own implicit transaction, `atomic=True` wraps several in one;
-- on SQLite, an SQLAlchemy Core connection (the write lock and BEGIN IMMEDIATE when writing, as
-  a unit of work takes them), since SQLite's cost is elsewhere.
+- on SQLite, an aiosqlite connection of its own (core/db/direct_sqlite.py): a read is one trip
+  to the driver's thread, a write two (BEGIN IMMEDIATE with the first statement, under the write
+  lock, as a unit of work takes them; COMMIT); an SQLAlchemy Core connection for `:memory:`.
 
 Values come back as the ORM would see them. Statements must be built once (module constants):
 their compiled form is kept by identity. Errors are SQLAlchemy's (IntegrityError and the rest).

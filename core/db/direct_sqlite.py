@@ -12,7 +12,11 @@ SQL and bind and result processing are compiled by SQLAlchemy once, and:
   IMMEDIATE when writing, under the database's write lock, as a unit of work writes), and
   commits at the end: one trip more;
 - errors are SQLAlchemy's (IntegrityError and the rest); a failed lease is rolled back;
-- a connection whose lease was cut (a cancellation, a failed commit) is closed, not lent again.
+- a connection whose lease was cut (a cancellation, a failed commit) is interrupted and closed,
+  not lent again; a writing lease's write lock is let go once that connection is closed (its
+  transaction with it), so the next writer does not wait out the busy timeout behind it;
+- each connection's thread is a daemon, as SQLAlchemy makes its aiosqlite threads: a process
+  that ends without `Database.close()` still ends.
 
 `:memory:` databases keep the Core path: each connection would be a database of its own.
 """
@@ -20,6 +24,7 @@ SQL and bind and result processing are compiled by SQLAlchemy once, and:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -78,7 +83,9 @@ class SqliteDirect:
 
     async def _open(self) -> aiosqlite.Connection:
         args, kwargs, pragmas = self._setup
-        conn = await aiosqlite.connect(*args, **kwargs)
+        conn = aiosqlite.connect(*args, **kwargs)
+        conn._thread.daemon = True  # as SQLAlchemy's adapter does: an unclosed one blocks no exit
+        await conn
         try:
             for pragma in pragmas:
                 await conn.execute(pragma)
@@ -87,19 +94,25 @@ class SqliteDirect:
             raise
         return conn
 
-    def _give(self, conn: aiosqlite.Connection, clean: bool) -> None:
+    def _give(self, conn: aiosqlite.Connection, clean: bool) -> asyncio.Future[Any] | None:
+        """Back to the idle ones, or closed; the closing (None: nothing to wait for)."""
+        closing = None
         if clean and not self._closed:
             self._idle.append(conn)
         else:
-            self._drop(conn)
+            closing = self._drop(conn)
         self._slots.release()
+        return closing
 
-    def _drop(self, conn: aiosqlite.Connection) -> None:
-        """Closed after whatever its thread is running (a cut statement finishes first)."""
+    def _drop(self, conn: aiosqlite.Connection) -> asyncio.Future[Any] | None:
+        """Closed once its thread is free: a statement still running there is interrupted."""
+        with contextlib.suppress(ValueError, sqlite3.Error):  # closed already
+            conn._conn.interrupt()  # sqlite3's one call made for other threads
         stopping = conn.stop()
         if stopping is not None:
             self._closing.add(stopping)
             stopping.add_done_callback(self._closing.discard)
+        return stopping
 
     def lease(self, *, write: bool, atomic: bool) -> SqliteLease:
         return SqliteLease(self, write, atomic)
@@ -147,9 +160,12 @@ class SqliteLease:
             clean = False
             raise
         finally:
-            self.pool._give(self.conn, clean)
+            closing = self.pool._give(self.conn, clean)
             if self.write:
-                self.pool.write_lock.release()
+                if closing is None:
+                    self.pool.write_lock.release()
+                else:  # its transaction ends with it: the next writer would only wait on it
+                    closing.add_done_callback(lambda _: self.pool.write_lock.release())
 
     async def _trip(self, sql: str | None, function: Any, *args: Any) -> Any:
         """`function(sqlite3 connection, *args)` on aiosqlite's thread; errors as SQLAlchemy's."""

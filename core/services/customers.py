@@ -58,10 +58,13 @@ BY_PHONE, BY_ID, BY_CODE = (select(Customer).where(*_where(column))
 CRITERIA = {id(BY_PHONE): _where(Customer.phone), id(BY_ID): _where(Customer.id),
             id(BY_CODE): _where(Customer.referral_code)}
 _LOCKED = {id(q): q.with_for_update() for q in (BY_PHONE, BY_ID, BY_CODE)}
-# The customer with what its answer reads (views.WITH_CUSTOMER) and its lots as of :at, a row
-# per lot (ledger.LOTS_AT): a customer's answer in one round trip.
-_CUSTOMER_VIEW = (select(*Customer.__table__.c, *WITH_CUSTOMER, *LOTS_AT.c)
-                  .outerjoin_from(Customer, LOTS_AT, true()).where(*_where(Customer.id)))
+# The customer with what its answer reads (views.WITH_CUSTOMER), worked out once (a
+# materialized CTE: not again for each lot), then its lots as of :at, a row per lot
+# (ledger.LOTS_AT): a customer's answer in one round trip.
+_CUSTOMER = (select(*Customer.__table__.c,
+                    *(column.label(f"with_{i}") for i, column in enumerate(WITH_CUSTOMER)))
+             .where(*_where(Customer.id)).cte("customer").prefix_with("MATERIALIZED"))
+_CUSTOMER_VIEW = select(*_CUSTOMER.c, *LOTS_AT.c).outerjoin_from(_CUSTOMER, LOTS_AT, true())
 _LOTS_FROM = len(Customer.__table__.c) + len(WITH_CUSTOMER)  # where a row's lot begins
 
 

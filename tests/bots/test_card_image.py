@@ -91,6 +91,15 @@ def test_a_card_file_is_small_and_any_zlib_reads_its_rows():
     assert zlib.decompress(data[idat + 4:idat + 4 + size]) == png_file.scanlines(image)
 
 
+def test_without_isa_l_zlib_makes_the_same_picture(monkeypatch):
+    image = draw_card("2000000000015", tier="Уровень: Золотой", **CARD)
+    with_isal = png_file.encode(image, PALETTE)
+    monkeypatch.setattr(png_file, "compress", png_file.zlib_compress)
+    with_zlib = png_file.encode(image, PALETTE)
+    assert with_zlib != with_isal
+    assert png(with_zlib).tobytes() == png(with_isal).tobytes() == image.tobytes()
+
+
 def test_only_the_last_files_are_kept(monkeypatch):
     monkeypatch.setattr(card_image, "KEPT", 2)
     first = render_qr("https://t.me/testbot?start=ref_1")

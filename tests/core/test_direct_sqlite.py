@@ -7,6 +7,9 @@ these pin the trips it exists for and what a lease must never leave behind.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from core.db.base import UTCDateTime
 from core.db.engine import Database
@@ -24,14 +27,19 @@ T = Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("name
           Column("at", UTCDateTime()), Column("doc", JSON))
 INSERT = insert(T)  # statements are built once: direct() keeps their compiled form
 ALL = select(T.c.name, T.c.at, T.c.doc).order_by(T.c.id)
-SLOW = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000)"
+SLOW = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000)"
             " SELECT count(*) AS n FROM c").columns(n=Integer)
 AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 
 
+def url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'direct.db'}?check_same_thread=true"
+
+
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'direct.db'}?check_same_thread=true")
+    # a short busy timeout: a writer kept waiting behind another connection fails at once
+    database = Database(url(tmp_path), busy_timeout_ms=200)
     async with database.engine.begin() as conn:
         await conn.run_sync(T.metadata.create_all)
     yield database
@@ -115,6 +123,50 @@ async def test_a_cancelled_lease_commits_nothing_and_its_connection_is_not_lent_
     with pytest.raises(asyncio.CancelledError):
         await task
     assert db._sqlite_direct is not None and db._sqlite_direct._idle == []
-    async with db.direct(write=True) as statements:  # the write lock was let go
+    # The statement was interrupted and its transaction closed before the write lock was let
+    # go: the next writer does not meet it (it would fail after the 200 ms busy timeout).
+    async with db.direct(write=True) as statements:
         await statements.run(INSERT, row("kept"))
     assert await names(db) == ["kept"]
+
+
+async def test_a_writer_kept_out_by_another_process_gets_sqlalchemys_error_then_writes(
+        db: Database, tmp_path: Path) -> None:
+    other = Database(url(tmp_path))  # another process's connections: not behind our write lock
+    try:
+        async with other.direct(write=True) as statements:
+            await statements.run(INSERT, row("theirs"))
+            with pytest.raises(OperationalError, match="locked"):
+                async with db.direct(write=True) as ours:
+                    await ours.run(INSERT, row("ours"))
+        async with db.direct(write=True) as ours:
+            await ours.run(INSERT, row("ours"))
+    finally:
+        await other.close()
+    assert await names(db) == ["ours", "theirs"]
+
+
+def test_a_process_that_never_closes_its_database_still_exits(tmp_path: Path) -> None:
+    """The connections' threads are daemons (as SQLAlchemy makes its own aiosqlite threads)."""
+    script = textwrap.dedent(f"""
+        import asyncio
+        from sqlalchemy import Integer, text
+        from core.db.engine import Database
+
+        ONE = text("SELECT 1 AS one").columns(one=Integer)
+
+        KEPT = []  # as an application keeps its database until the end
+
+        async def main():
+            db = Database({url(tmp_path)!r})
+            KEPT.append(db)
+            async with db.direct() as statements:
+                await statements.rows(ONE, {{}})
+            print("read", flush=True)
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "read"

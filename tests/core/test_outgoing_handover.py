@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.ports import OutgoingEnvelope, SendResult
+from core.ports import NewMedia, OutgoingEnvelope, SendResult
 from core.services import dispatcher as dispatcher_module
 from core.services.dispatcher import Dispatcher
 from core.services.outgoing import SERVICE, enqueue
@@ -132,6 +132,10 @@ class MediaAway:
 
     async def put(self, merchant_id: str, content_type: str, data: bytes) -> str:
         return str(await self.store.put(merchant_id, content_type, data))
+
+    def stage(self, merchant_id: str, content_type: str, data: bytes) -> NewMedia:
+        staged: NewMedia = self.store.stage(merchant_id, content_type, data)
+        return staged
 
     async def get(self, merchant_id: str, media_id: str) -> tuple[str, bytes] | None:
         if self.failures:

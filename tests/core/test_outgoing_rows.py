@@ -77,6 +77,17 @@ async def test_a_picture_is_not_saved_when_its_reply_is_not(core, merchant_id, c
     assert await rows(core) == {}
 
 
+async def test_a_keyed_reply_queued_twice_saves_its_picture_once(core, merchant_id):
+    """An outbox event handed over twice: the second time nothing is saved, its picture neither."""
+    _bot_id, (account,) = await make_bot(core, merchant_id)
+    for _ in range(2):
+        picture = core.messengers.media.stage(merchant_id, "image/png", b"\x89PNG wallet")
+        keyed = replace(message(account, "wallet card"), key="event-7")
+        await enqueue(core.ctx, [keyed], media=[picture])
+    assert len(await saved_media(core)) == 1
+    assert set(await rows(core)) == {"wallet card"}
+
+
 async def test_the_chat_check_sees_a_message_committed_after_its_statement_began(
         core, merchant_id):
     """The check must see what another process committed before the chat's lock was taken,

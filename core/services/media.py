@@ -58,10 +58,9 @@ class DbMediaStore:
 
     async def put(self, merchant_id: str, content_type: str, data: bytes) -> str:
         """Store the bytes once; returns our media id."""
-        media = NewMedia(new_id("med"), merchant_id, content_type, data)
+        media = self.stage(merchant_id, content_type, data)
         async with self.ctx.db.direct(write=True) as db:
             await db.run(INSERT_MEDIA, media_row(media, self.ctx.now()))
-        _remember(media.id, merchant_id, content_type, data)
         return media.id
 
     def stage(self, merchant_id: str, content_type: str, data: bytes) -> NewMedia:
